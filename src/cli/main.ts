@@ -1,0 +1,397 @@
+import { createWriteStream, mkdirSync, renameSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { Command, CommanderError, Option } from 'commander';
+import { exitCodeOf, InvalidArgumentError, StrataError } from '../errors.js';
+import { findHome, Instance } from '../instance.js';
+import { DEFAULT_BRANCH, parseRef } from '../data/refs.js';
+import type { StrataClient } from '../sdk/client.js';
+import { HttpClient } from '../sdk/http-client.js';
+import { localClient } from './local-client.js';
+import { changesFrom, expandFiles, planSources } from './sources.js';
+import { formatBytes, progressBar } from './progress.js';
+import { printJson, printTable } from './output.js';
+
+// The `strata` command. Every command is a thin adapter over a StrataClient,
+// which is either the instance opened in this process or a server reached
+// over HTTP (--server / $STRATA_SERVER): the same code path for both.
+
+interface GlobalOptions {
+  home?: string;
+  server?: string;
+  database?: string;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+function reportError(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // commander already printed its message (unknown option, missing argument, --help).
+    return err.exitCode === 0 ? 0 : 2;
+  }
+  if (err instanceof StrataError) {
+    process.stderr.write(`strata: ${err.message}\n`);
+    if (process.env.STRATA_DEBUG && err.cause) process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
+    return exitCodeOf(err.code);
+  }
+  const e = err as Error;
+  process.stderr.write(`strata: internal error: ${e?.message ?? String(err)}\n`);
+  if (process.env.STRATA_DEBUG) process.stderr.write(`${e?.stack}\n`);
+  return 1;
+}
+
+function buildProgram(): Command {
+  const program = new Command('strata')
+    .description('Versioned data, pipelines, tracking, serving and governance in one tool.')
+    .option('--home <dir>', 'instance directory (default: $STRATA_HOME, else the nearest .strata/)')
+    .option('--server <url>', 'talk to a running strata server (default: $STRATA_SERVER)')
+    .option('--database <url>', 'metadata database: a SQLite file or postgres:// URL (default: $STRATA_DATABASE, else the instance config)')
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)');
+
+  const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+  const withClient = <A extends unknown[]>(fn: (client: StrataClient, ...args: A) => Promise<void>) =>
+    async (...args: A) => {
+      const client = await openClient(globals());
+      try {
+        await fn(client, ...args);
+      } finally {
+        await client.close();
+      }
+    };
+
+  program
+    .command('init')
+    .description('create a Strata instance (.strata/ here, or --home DIR)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const g = globals();
+      const home = resolve(g.home ?? process.env.STRATA_HOME ?? '.strata');
+      const instance = await Instance.init(home, { database: g.database });
+      await instance.close();
+      if (opts.json) printJson({ home, database: instance.meta.location });
+      else process.stdout.write(`Initialized Strata instance in ${home} (database: ${instance.meta.location})\n`);
+    });
+
+  // ---- repos ----
+  const repo = program.command('repo').description('manage versioned data repositories');
+  repo
+    .command('create <name>')
+    .description('create a repo')
+    .option('--description <text>', 'what the data is')
+    .option('--owner <owner>', 'who owns it')
+    .option('--label <key=value>', 'a label (repeatable)', collectLabel, {})
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, name: string, opts: { description?: string; owner?: string; label: Record<string, string>; json?: boolean }) => {
+        const info = await client.createRepo({ name, description: opts.description, owner: opts.owner, labels: opts.label });
+        if (opts.json) printJson(info);
+        else process.stdout.write(`created repo ${info.name}\n`);
+      }),
+    );
+  repo
+    .command('list')
+    .description('list repos')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, opts: { json?: boolean }) => {
+        const repos = await client.listRepos();
+        if (opts.json) return printJson(repos);
+        printTable(
+          ['NAME', 'SIZE', 'BRANCHES', 'HEAD', 'OWNER', 'DESCRIPTION'],
+          repos.map((r) => [r.name, formatBytes(r.size), r.branches.join(','), r.head?.slice(0, 12) ?? '-', r.owner, r.description]),
+        );
+      }),
+    );
+  repo
+    .command('inspect <name>')
+    .description('show a repo')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, name: string, opts: { json?: boolean }) => {
+        const r = await client.inspectRepo(name);
+        if (opts.json) return printJson(r);
+        const labels = Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(', ');
+        process.stdout.write(
+          `Name: ${r.name}\nDescription: ${r.description}\nOwner: ${r.owner}\nLabels: ${labels}\nCreated: ${r.created}\n` +
+            `Branches: ${r.branches.join(', ')}\nHead (${DEFAULT_BRANCH}): ${r.head ?? '-'}\nSize: ${formatBytes(r.size)}\n`,
+        );
+      }),
+    );
+  repo
+    .command('delete <name>')
+    .description('delete a repo, its branches and commits')
+    .action(
+      withClient(async (client, name: string) => {
+        await client.deleteRepo(name);
+        process.stdout.write(`deleted repo ${name}\n`);
+      }),
+    );
+
+  // ---- branches ----
+  const branch = program.command('branch').description('manage branches');
+  branch
+    .command('create <repo> <branch>')
+    .description('create a branch, empty or at --from REF')
+    .option('--from <ref>', 'start at this branch or commit')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, repoName: string, name: string, opts: { from?: string; json?: boolean }) => {
+        const b = await client.createBranch(repoName, name, opts.from);
+        if (opts.json) printJson(b);
+        else process.stdout.write(`created branch ${b.repo}@${b.name}${b.head ? ` at ${b.head.slice(0, 12)}` : ''}\n`);
+      }),
+    );
+  branch
+    .command('list <repo>')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, repoName: string, opts: { json?: boolean }) => {
+        const list = await client.listBranches(repoName);
+        if (opts.json) return printJson(list);
+        printTable(['BRANCH', 'HEAD'], list.map((b) => [b.name, b.head ?? '-']));
+      }),
+    );
+  branch
+    .command('delete <repo> <branch>')
+    .action(
+      withClient(async (client, repoName: string, name: string) => {
+        await client.deleteBranch(repoName, name);
+        process.stdout.write(`deleted branch ${repoName}@${name}\n`);
+      }),
+    );
+
+  // ---- files ----
+  program
+    .command('put <ref> <paths...>')
+    .description('commit local files or directories (or - for stdin) to REPO[@BRANCH][:/dest]')
+    .option('-m, --message <text>', 'commit message', '')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, refText: string, paths: string[], opts: { message: string; json?: boolean }) => {
+        const { repo: repoName, branch: branchName, ref } = branchRef(refText, 'put');
+        const { plan, stdinDest } = planSources(paths, ref.path, ref.hasPath && ref.path !== '/' ? true : false);
+        const files = expandFiles(plan);
+        if (files.length === 0 && !stdinDest) throw new InvalidArgumentError(`nothing to put: ${paths.join(' ')} holds no files`);
+        const total = files.reduce((s, f) => s + f.size, 0);
+        const bar = progressBar(`put ${repoName}@${branchName}`, total);
+        const result = await client.commit(repoName, branchName, changesFrom(files, stdinDest), {
+          message: opts.message,
+          onProgress: (n) => bar.update(n),
+        });
+        bar.done();
+        if (opts.json) return printJson(result);
+        process.stdout.write(
+          `committed ${result.commit.slice(0, 12)} to ${result.repo}@${result.branch}: ${result.files} file(s), ` +
+            `${formatBytes(result.bytes)} (${formatBytes(result.new_bytes)} new)\n`,
+        );
+      }),
+    );
+  program
+    .command('rm <refs...>')
+    .description('delete files or directories: REPO[@BRANCH]:/path ... (one commit)')
+    .option('-m, --message <text>', 'commit message', '')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, refs: string[], opts: { message: string; json?: boolean }) => {
+        const targets = refs.map((r) => branchRef(r, 'rm'));
+        const first = targets[0]!;
+        for (const t of targets) {
+          if (t.repo !== first.repo || t.branch !== first.branch) throw new InvalidArgumentError('rm: all paths must be on the same repo@branch');
+          if (!t.ref.hasPath || t.ref.path === '/') throw new InvalidArgumentError(`rm: "${t.text}" names no path; use REPO@BRANCH:/path`);
+        }
+        const result = await client.commit(
+          first.repo,
+          first.branch,
+          targets.map((t) => ({ op: 'delete' as const, path: t.ref.path })),
+          { message: opts.message || `rm ${targets.map((t) => t.ref.path).join(' ')}` },
+        );
+        if (opts.json) return printJson(result);
+        process.stdout.write(`committed ${result.commit.slice(0, 12)} to ${result.repo}@${result.branch}: deleted ${result.deleted} path(s)\n`);
+      }),
+    );
+  program
+    .command('ls <ref>')
+    .description('list files at REPO[@REF][:/path]')
+    .option('-r, --recursive', 'list every file beneath')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, refText: string, opts: { recursive?: boolean; json?: boolean }) => {
+        const list = await client.ls(refText, { recursive: opts.recursive });
+        if (opts.json) return printJson(list);
+        printTable(['PATH', 'TYPE', 'SIZE', 'HASH'], list.map((f) => [f.path, f.type, formatBytes(f.size), f.hash.slice(0, 12)]));
+      }),
+    );
+  program
+    .command('cat <ref>')
+    .description('write a file to stdout: REPO[@REF]:/path')
+    .action(
+      withClient(async (client, refText: string) => {
+        const { stream } = await client.read(refText);
+        process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EPIPE') throw err;
+        });
+        await pipeline(Readable.from(stream), process.stdout, { end: false });
+      }),
+    );
+  program
+    .command('get <ref>')
+    .description('materialize files at REPO[@REF][:/path] into a local directory')
+    .requiredOption('-o, --output <dir>', 'local directory to write into')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, refText: string, opts: { output: string; json?: boolean }) => {
+        const ref = parseRef(refText);
+        const outDir = resolve(opts.output);
+        // Pin the commit once, so a branch moving meanwhile cannot mix two versions.
+        const commit = await client.inspectCommit(refText);
+        const pinned = (path: string) => `${ref.repo}@${commit.id}:${path}`;
+        const files = [];
+        for await (const f of client.walk(pinned(ref.path))) files.push(f);
+        const total = files.reduce((s, f) => s + f.size, 0);
+        const bar = progressBar(`get ${refText}`, total);
+        let done = 0;
+        for (const f of files) {
+          const rel = f.path === ref.path ? f.path.split('/').pop()! : relative(ref.path, f.path);
+          const target = resolve(outDir, rel);
+          if (target !== outDir && !target.startsWith(outDir + sep)) throw new InvalidArgumentError(`refusing to write ${f.path} outside ${outDir}`);
+          mkdirSync(dirname(target), { recursive: true });
+          const { stream } = await client.read(pinned(f.path));
+          const tmp = join(dirname(target), `.${Math.random().toString(36).slice(2)}.strata-tmp`);
+          await pipeline(Readable.from(stream), createWriteStream(tmp));
+          renameSync(tmp, target);
+          done += f.size;
+          bar.update(done);
+        }
+        bar.done();
+        if (opts.json) return printJson({ files: files.length, bytes: total, output: outDir });
+        process.stdout.write(`wrote ${files.length} file(s), ${formatBytes(total)} to ${outDir}\n`);
+      }),
+    );
+
+  // ---- history ----
+  program
+    .command('log <ref>')
+    .description('show commit history, newest first')
+    .option('-n, --limit <n>', 'at most N commits', parsePositiveInt)
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, refText: string, opts: { limit?: number; json?: boolean }) => {
+        const commits = await client.log(refText, { limit: opts.limit });
+        if (opts.json) return printJson(commits.map(({ tree: _t, size: _s, repo: _r, ...c }) => c));
+        for (const c of commits) {
+          process.stdout.write(`commit ${c.id}\nAuthor: ${c.author}\nDate:   ${c.time}\n`);
+          if (c.provenance.length) process.stdout.write(`Provenance: ${c.provenance.map((p) => `${p.repo}@${p.commit.slice(0, 12)}`).join(', ')}\n`);
+          process.stdout.write(`\n    ${c.message || '(no message)'}\n\n`);
+        }
+      }),
+    );
+  program
+    .command('diff <from> <to>')
+    .description('files added, modified and deleted between two refs')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, from: string, to: string, opts: { json?: boolean }) => {
+        const d = await client.diff(from, to);
+        if (opts.json) return printJson(d);
+        for (const p of d.added) process.stdout.write(`A  ${p}\n`);
+        for (const p of d.modified) process.stdout.write(`M  ${p}\n`);
+        for (const p of d.deleted) process.stdout.write(`D  ${p}\n`);
+        process.stderr.write(`${d.added.length} added, ${d.modified.length} modified, ${d.deleted.length} deleted\n`);
+      }),
+    );
+  program
+    .command('inspect <ref>')
+    .description('show the commit a reference resolves to')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, refText: string, opts: { json?: boolean }) => {
+        const c = await client.inspectCommit(refText);
+        if (opts.json) return printJson(c);
+        process.stdout.write(
+          `Commit: ${c.id}\nRepo: ${c.repo}\nParents: ${c.parents.join(', ') || '-'}\nAuthor: ${c.author}\nTime: ${c.time}\n` +
+            `Size: ${formatBytes(c.size)}\nTree: ${c.tree}\nMessage: ${c.message}\n`,
+        );
+      }),
+    );
+  program
+    .command('fsck')
+    .description('re-hash every chunk and check every commit, tree and branch (exit 1 on problems)')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, opts: { json?: boolean }) => {
+        const result = await client.fsck();
+        if (opts.json) printJson(result);
+        else {
+          const c = result.checked;
+          process.stdout.write(`checked ${c.chunks} chunks, ${c.files} files, ${c.trees} trees, ${c.commits} commits, ${c.branches} branches\n`);
+          for (const p of result.problems) process.stdout.write(`problem: ${p.kind} ${p.id}: ${p.message}\n`);
+          process.stdout.write(result.ok ? 'ok\n' : `${result.problems.length} problem(s) found\n`);
+        }
+        if (!result.ok) process.exitCode = 1;
+      }),
+    );
+
+  // ---- server ----
+  program
+    .command('server')
+    .description('serve the HTTP API on one port')
+    .addOption(new Option('--port <n>', 'port').default(7070).argParser(parsePort))
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .action(async (opts: { port: number; host: string }) => {
+      const g = globals();
+      const instance = await Instance.open(findHome(g.home), { database: g.database });
+      const { startServer } = await import('../api/server.js');
+      const server = await startServer({ instance, host: opts.host, port: opts.port });
+      process.stderr.write(`strata server listening on ${server.url} (instance ${instance.home})\n`);
+      await new Promise<void>((done) => {
+        const stop = () => done();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await server.close();
+      await instance.close();
+    });
+
+  return program;
+}
+
+async function openClient(g: GlobalOptions): Promise<StrataClient> {
+  const server = g.server ?? process.env.STRATA_SERVER;
+  if (server) return new HttpClient(server, { token: process.env.STRATA_TOKEN });
+  return localClient(await Instance.open(findHome(g.home), { database: g.database }));
+}
+
+/** A reference that must name a branch (put, rm): repo defaults to master; commits and ^/~ are refused. */
+function branchRef(text: string, verb: string) {
+  const ref = parseRef(text);
+  if (ref.back > 0) throw new InvalidArgumentError(`${verb}: "${text}" points into history; ${verb} writes to a branch (REPO@BRANCH)`);
+  return { repo: ref.repo, branch: ref.at ?? DEFAULT_BRANCH, ref, text };
+}
+
+function collectLabel(value: string, labels: Record<string, string>) {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`--label "${value}": expected key=value`);
+  return { ...labels, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive whole number, got "${value}"`);
+  return n;
+}
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`--port: expected 0-65535, got "${value}"`);
+  return n;
+}

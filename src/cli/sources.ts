@@ -1,0 +1,102 @@
+import { createReadStream, lstatSync, readdirSync, statSync, type Stats } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { InvalidArgumentError } from '../errors.js';
+import type { Change } from '../data/types.js';
+import { joinPath, normalizePath } from '../data/paths.js';
+
+// Turns `strata put REF[:/dest] PATH...` arguments into a stream of changes,
+// cp-style:
+//   - a file goes to dest/<its name>; with one file and a dest not ending in
+//     '/', dest is the file's own path;
+//   - a directory goes to dest/<its name>/...; written with a trailing '/'
+//     (`dir/`) or as '.', its contents go straight into dest (rsync-style);
+//   - '-' reads stdin and needs an explicit file dest.
+// Every local path is checked before anything is read, so a typo changes
+// nothing. Files are opened one at a time as the commit consumes them.
+
+export interface PlannedSource {
+  local: string;
+  dest: string;
+  stat: Stats;
+}
+
+export function planSources(paths: string[], dest: string, destGiven: boolean): { plan: PlannedSource[]; stdinDest?: string } {
+  if (paths.length === 0) throw new InvalidArgumentError('nothing to put: give at least one local PATH (or - for stdin)');
+  const destIsDir = !destGiven || dest.endsWith('/') || paths.length > 1;
+  const base = normalizePath(dest, 'destination path');
+  const plan: PlannedSource[] = [];
+  let stdinDest: string | undefined;
+  for (const p of paths) {
+    if (p === '-') {
+      if (destIsDir) throw new InvalidArgumentError('putting stdin (-) needs a file destination: strata put REPO@BRANCH:/path/name -');
+      stdinDest = base;
+      continue;
+    }
+    let stat: Stats;
+    try {
+      stat = statSync(p);
+    } catch {
+      throw new InvalidArgumentError(`local path "${p}" does not exist`);
+    }
+    if (stat.isDirectory()) {
+      const contentsOnly = p.endsWith('/') || p === '.' || p === '..';
+      plan.push({ local: p, dest: contentsOnly ? base : joinPath(base, basename(p)), stat });
+    } else if (stat.isFile()) {
+      plan.push({ local: p, dest: destIsDir ? joinPath(base, basename(p)) : base, stat });
+    } else {
+      throw new InvalidArgumentError(`local path "${p}" is neither a file nor a directory`);
+    }
+  }
+  return { plan, stdinDest };
+}
+
+/** Lists every regular file under the planned sources, in a stable order. Symlinks are skipped. */
+export function expandFiles(plan: PlannedSource[]): { local: string; dest: string; size: number }[] {
+  const out: { local: string; dest: string; size: number }[] = [];
+  const visit = (local: string, dest: string) => {
+    const entries = readdirSync(local, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      const child = join(local, e.name);
+      if (e.isDirectory()) visit(child, joinPath(dest, e.name));
+      else if (e.isFile()) out.push({ local: child, dest: joinPath(dest, e.name), size: lstatSync(child).size });
+    }
+  };
+  for (const s of plan) {
+    if (s.stat.isDirectory()) visit(s.local, s.dest);
+    else out.push({ local: s.local, dest: s.dest, size: s.stat.size });
+  }
+  return out;
+}
+
+const SMALL = 1 << 20;
+const READ_AHEAD = 32;
+
+/**
+ * Yields the changes for the files. Small files are read whole, several at a
+ * time ahead of the consumer, so disk reads overlap hashing; large files are
+ * streamed in 4 MiB reads.
+ */
+export async function* changesFrom(
+  files: { local: string; dest: string; size: number }[],
+  stdinDest?: string,
+): AsyncGenerator<Change> {
+  if (stdinDest) yield { op: 'put', path: stdinDest, content: process.stdin };
+  const ahead = new Map<number, Promise<Buffer>>();
+  const prefetch = (i: number) => {
+    const f = files[i];
+    if (!f || f.size > SMALL || ahead.has(i)) return;
+    const read = readFile(f.local);
+    read.catch(() => {}); // surfaced when awaited below; never an unhandled rejection
+    ahead.set(i, read);
+  };
+  for (let i = 0; i < Math.min(READ_AHEAD, files.length); i++) prefetch(i);
+  for (let i = 0; i < files.length; i++) {
+    const f = files[i]!;
+    prefetch(i + READ_AHEAD);
+    const pending = ahead.get(i);
+    ahead.delete(i);
+    if (pending) yield { op: 'put', path: f.dest, content: await pending };
+    else yield { op: 'put', path: f.dest, content: createReadStream(f.local, { highWaterMark: 4 << 20 }) };
+  }
+}

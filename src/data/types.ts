@@ -1,0 +1,93 @@
+// The data layer's public shapes. These are also the JSON shapes of the CLI's
+// `--json` output and of the HTTP API (DESIGN.md, CLI contract).
+
+export interface RepoInfo {
+  name: string;
+  description: string;
+  owner: string;
+  labels: Record<string, string>;
+  created: string;
+  branches: string[];
+  /** Head commit of the default branch, if it has one. */
+  head: string | null;
+  /** Bytes of the files in the default branch's head commit. */
+  size: number;
+}
+
+export interface CreateRepoInput {
+  name: string;
+  description?: string;
+  owner?: string;
+  labels?: Record<string, string>;
+}
+
+export interface BranchInfo {
+  repo: string;
+  name: string;
+  head: string | null;
+}
+
+export interface Provenance {
+  repo: string;
+  commit: string;
+}
+
+export interface CommitInfo {
+  id: string;
+  repo: string;
+  parents: string[];
+  message: string;
+  author: string;
+  time: string;
+  provenance: Provenance[];
+  tree: string;
+  size: number;
+}
+
+export interface FileInfo {
+  path: string;
+  type: 'file' | 'dir';
+  size: number;
+  hash: string;
+}
+
+export interface PutResult {
+  commit: string;
+  repo: string;
+  branch: string;
+  files: number;
+  deleted: number;
+  bytes: number;
+  new_bytes: number;
+}
+
+export interface DiffResult {
+  added: string[];
+  modified: string[];
+  deleted: string[];
+}
+
+export interface FsckProblem {
+  kind: 'chunk' | 'pack' | 'file' | 'tree' | 'commit' | 'branch';
+  id: string;
+  message: string;
+}
+
+export interface FsckResult {
+  ok: boolean;
+  checked: { chunks: number; files: number; trees: number; commits: number; branches: number };
+  problems: FsckProblem[];
+}
+
+/** One change in a commit: write a file at a repo path, or delete a path (file or directory). */
+export type Change =
+  | { op: 'put'; path: string; content: AsyncIterable<Uint8Array> | Uint8Array }
+  | { op: 'delete'; path: string };
+
+export interface CommitOptions {
+  message?: string;
+  author?: string;
+  provenance?: Provenance[];
+  /** Called with the running total of bytes read from the sources. */
+  onProgress?: (bytes: number) => void;
+}

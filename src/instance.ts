@@ -1,0 +1,74 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { DataService } from './data/service.js';
+import { InvalidArgumentError, NotFoundError } from './errors.js';
+import { openMetaDb, type MetaDb } from './meta/db.js';
+import { ChunkStore } from './storage/chunk-store.js';
+import { LocalObjectStore } from './storage/local.js';
+
+// An instance is a directory (conventionally `.strata/`) holding config.json,
+// the embedded SQLite database (unless config names PostgreSQL) and the local
+// object store. This file wires the layers together; nothing else does.
+
+export interface InstanceConfig {
+  /** SQLite file (relative to the instance) or a postgres:// URL. */
+  database: string;
+}
+
+const CONFIG = 'config.json';
+
+/** Finds the instance: explicit --home, then $STRATA_HOME, then the nearest .strata/ upwards. */
+export function findHome(explicit?: string): string {
+  if (explicit) return resolve(explicit);
+  if (process.env.STRATA_HOME) return resolve(process.env.STRATA_HOME);
+  for (let dir = process.cwd(); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, '.strata', CONFIG))) return join(dir, '.strata');
+    if (dirname(dir) === dir) break;
+  }
+  throw new NotFoundError('no Strata instance here: run `strata init`, or pass --home DIR / set STRATA_HOME');
+}
+
+export class Instance {
+  private constructor(
+    readonly home: string,
+    readonly config: InstanceConfig,
+    readonly meta: MetaDb,
+    readonly data: DataService,
+  ) {}
+
+  /** Creates an instance directory. `database` overrides the embedded SQLite default. */
+  static async init(home: string, opts: { database?: string } = {}): Promise<Instance> {
+    const dir = resolve(home);
+    if (existsSync(join(dir, CONFIG))) throw new InvalidArgumentError(`${dir} is already a Strata instance`);
+    mkdirSync(join(dir, 'objects'), { recursive: true });
+    const database = opts.database ?? process.env.STRATA_DATABASE ?? 'strata.db';
+    const config: InstanceConfig = { database };
+    const instance = await Instance.openWith(dir, config);
+    writeFileSync(join(dir, CONFIG), JSON.stringify(config, null, 2) + '\n');
+    return instance;
+  }
+
+  static async open(home: string, opts: { database?: string } = {}): Promise<Instance> {
+    const dir = resolve(home);
+    let config: InstanceConfig;
+    try {
+      config = JSON.parse(readFileSync(join(dir, CONFIG), 'utf8'));
+    } catch (err) {
+      throw new NotFoundError(`${dir} is not a Strata instance (no readable ${CONFIG}); run \`strata init\` there first`);
+    }
+    if (opts.database ?? process.env.STRATA_DATABASE) config = { ...config, database: (opts.database ?? process.env.STRATA_DATABASE)! };
+    return Instance.openWith(dir, config);
+  }
+
+  private static async openWith(dir: string, config: InstanceConfig): Promise<Instance> {
+    const target = /^postgres(ql)?:\/\//.test(config.database) ? config.database : resolve(dir, config.database);
+    const meta = await openMetaDb(target);
+    const objects = new LocalObjectStore(join(dir, 'objects'));
+    const chunks = new ChunkStore(meta.db, objects);
+    return new Instance(dir, config, meta, new DataService(meta.db, chunks));
+  }
+
+  async close(): Promise<void> {
+    await this.meta.close();
+  }
+}

@@ -1,0 +1,56 @@
+import Database from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { InvalidArgumentError, StrataError } from '../errors.js';
+import { migrationProvider } from './migrations.js';
+import type { Schema } from './schema.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface MetaDb {
+  db: Kysely<Schema>;
+  dialect: Dialect;
+  /** Where it lives, with any password removed: for messages and `inspect`. */
+  location: string;
+  close(): Promise<void>;
+}
+
+// int8 columns (sizes, offsets) come back from pg as strings; they fit in a
+// double for every size Strata deals in (< 2^53 bytes).
+pg.types.setTypeParser(20, (v) => Number(v));
+
+/**
+ * Opens the metadata database and brings its schema up to date.
+ * `target` is a SQLite file path or a postgres:// URL.
+ */
+export async function openMetaDb(target: string): Promise<MetaDb> {
+  const isPostgres = /^postgres(ql)?:\/\//.test(target);
+  let db: Kysely<Schema>;
+  if (isPostgres) {
+    const pool = new pg.Pool({ connectionString: target, max: 10 });
+    db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+  } else {
+    let sqlite: Database.Database;
+    try {
+      sqlite = new Database(target);
+    } catch (err) {
+      throw new InvalidArgumentError(`cannot open database ${target}: ${(err as Error).message}`, { cause: err });
+    }
+    // WAL: readers never block the writer, and a crash mid-write rolls back.
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = FULL');
+    sqlite.pragma('busy_timeout = 10000');
+    sqlite.pragma('foreign_keys = ON');
+    db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
+  }
+  const location = isPostgres ? target.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:***@') : target;
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  const { error } = await migrator.migrateToLatest();
+  if (error) {
+    await db.destroy();
+    throw new StrataError('INTERNAL', `migrating the metadata database at ${location} failed: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return { db, dialect: isPostgres ? 'postgres' : 'sqlite', location, close: () => db.destroy() };
+}

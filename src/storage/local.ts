@@ -1,0 +1,251 @@
+// ObjectStore over a local directory: key `packs/3f/3f9a...` is the file
+// `<root>/packs/3f/3f9a...`.
+//
+// Atomicity: put writes `<root>/tmp/<random>` and renames it into place, so a
+// reader (or a crash) sees the whole object or none of it. Durability is
+// batched: put does not fsync; sync() fsyncs every file put since the last
+// sync and the directories that name them, once per commit instead of once
+// per object. Leftovers in tmp/ after a crash are never referenced and can be
+// deleted at any time.
+//
+// Reads of packs are many small ranges (one per chunk), so ranged gets reuse
+// open file handles from a small LRU instead of opening the file every time.
+
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { InvalidArgumentError, NotFoundError, StrataError } from '../errors.js';
+import type { ByteRange, ObjectStore } from './object-store.js';
+
+const TMP_DIR = 'tmp';
+const MAX_OPEN_HANDLES = 16;
+
+interface CachedHandle {
+  handle: Promise<FileHandle>;
+  /** Reads in progress; an evicted handle is closed when this drops to 0. */
+  users: number;
+  evicted: boolean;
+}
+
+export class LocalObjectStore implements ObjectStore {
+  readonly root: string;
+  private unsynced = new Set<string>();
+  private handles = new Map<string, CachedHandle>(); // insertion order = least recently used first
+  private tmpReady: Promise<unknown> | null = null;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  async put(key: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
+    const path = this.pathOf(key);
+    this.tmpReady ??= mkdir(join(this.root, TMP_DIR), { recursive: true });
+    await this.tmpReady;
+    const tmp = join(this.root, TMP_DIR, randomBytes(16).toString('hex'));
+    try {
+      const file = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+      try {
+        await writeAll(file, data instanceof Uint8Array ? [data] : data);
+      } finally {
+        await file.close();
+      }
+      await mkdir(dirname(path), { recursive: true });
+      await rename(tmp, path);
+    } catch (err) {
+      await unlink(tmp).catch(() => {}); // the write already failed; a leftover temp file is harmless
+      throw new StrataError('INTERNAL', `writing object ${key} under ${this.root} failed: ${(err as Error).message}`, { cause: err });
+    }
+    this.evict(path); // a cached handle would still read the replaced file
+    this.unsynced.add(path);
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Buffer> {
+    const path = this.pathOf(key);
+    if (!range) {
+      try {
+        return await readFile(path);
+      } catch (err) {
+        throw this.readError(key, err);
+      }
+    }
+    if (!Number.isSafeInteger(range.offset) || !Number.isSafeInteger(range.length) || range.offset < 0 || range.length < 0) {
+      throw new InvalidArgumentError(`bad byte range ${JSON.stringify(range)} for object ${key}`);
+    }
+    const cached = this.acquire(path);
+    try {
+      const handle = await cached.handle;
+      const buf = Buffer.allocUnsafe(range.length);
+      let filled = 0;
+      while (filled < range.length) {
+        const { bytesRead } = await handle.read(buf, filled, range.length - filled, range.offset + filled);
+        if (bytesRead === 0) break; // end of file: like an HTTP range, return what exists
+        filled += bytesRead;
+      }
+      return filled === range.length ? buf : buf.subarray(0, filled);
+    } catch (err) {
+      this.evict(path);
+      throw this.readError(key, err);
+    } finally {
+      this.release(path, cached);
+    }
+  }
+
+  async has(key: string): Promise<boolean> {
+    try {
+      return (await stat(this.pathOf(key))).isFile();
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Deleting an absent object is not an error (as in S3). */
+  async delete(key: string): Promise<void> {
+    const path = this.pathOf(key);
+    this.evict(path);
+    this.unsynced.delete(path);
+    try {
+      await unlink(path);
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+    }
+  }
+
+  /** Keys starting with `prefix`, in lexicographic order of their path segments. */
+  async *list(prefix = ''): AsyncIterable<string> {
+    // Start at the deepest directory the prefix names instead of walking everything.
+    const slash = prefix.lastIndexOf('/');
+    const base = slash < 0 ? '' : prefix.slice(0, slash);
+    if (base) this.pathOf(base);
+    yield* this.walk(base, prefix);
+  }
+
+  async sync(): Promise<void> {
+    const files = [...this.unsynced];
+    this.unsynced = new Set();
+    const dirs = new Set<string>();
+    try {
+      await Promise.all(
+        files.map(async (path) => {
+          await fsyncPath(path);
+          // The new directory entries (and any directories mkdir created) must be durable too.
+          for (let dir = dirname(path); dir.length >= this.root.length; dir = dirname(dir)) dirs.add(dir);
+        }),
+      );
+      await Promise.all([...dirs].map(fsyncPath));
+    } catch (err) {
+      for (const path of files) this.unsynced.add(path); // the next sync retries them
+      throw new StrataError('INTERNAL', `syncing objects under ${this.root} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Closes cached file handles. The store stays usable; handles reopen on demand. */
+  async close(): Promise<void> {
+    for (const path of [...this.handles.keys()]) this.evict(path);
+  }
+
+  private pathOf(key: string): string {
+    if (typeof key !== 'string' || key === '' || key.startsWith('/') || key.includes('\\') || key.includes('\0')) {
+      throw new InvalidArgumentError(`bad object key ${JSON.stringify(key)}: use a relative path of '/'-separated names`);
+    }
+    const parts = key.split('/');
+    if (parts.some((p) => p === '' || p === '.' || p === '..')) {
+      throw new InvalidArgumentError(`bad object key ${JSON.stringify(key)}: empty, '.' and '..' segments are not allowed`);
+    }
+    if (parts[0] === TMP_DIR) throw new InvalidArgumentError(`bad object key ${JSON.stringify(key)}: ${TMP_DIR}/ is reserved for writes in progress`);
+    return this.root + sep + parts.join(sep);
+  }
+
+  private async *walk(dir: string, prefix: string): AsyncGenerator<string> {
+    let entries;
+    try {
+      entries = await readdir(dir ? join(this.root, dir) : this.root, { withFileTypes: true });
+    } catch (err) {
+      if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+      throw err;
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      const key = dir ? `${dir}/${entry.name}` : entry.name;
+      if (!dir && entry.name === TMP_DIR) continue;
+      if (entry.isDirectory()) {
+        // Descend only where keys with the prefix can be.
+        if (prefix.startsWith(`${key}/`) || key.startsWith(prefix)) yield* this.walk(key, prefix);
+      } else if (entry.isFile() && key.startsWith(prefix)) {
+        yield key;
+      }
+    }
+  }
+
+  private acquire(path: string): CachedHandle {
+    let cached = this.handles.get(path);
+    if (cached) {
+      this.handles.delete(path); // re-insert as most recently used
+    } else {
+      cached = { handle: open(path, 'r'), users: 0, evicted: false };
+      cached.handle.catch(() => {}); // awaited by the caller; failures are reported there
+      while (this.handles.size >= MAX_OPEN_HANDLES) this.evict(this.handles.keys().next().value!);
+    }
+    this.handles.set(path, cached);
+    cached.users++;
+    return cached;
+  }
+
+  private release(path: string, cached: CachedHandle): void {
+    cached.users--;
+    if (cached.evicted && cached.users === 0) closeQuietly(cached.handle);
+  }
+
+  private evict(path: string): void {
+    const cached = this.handles.get(path);
+    if (!cached) return;
+    this.handles.delete(path);
+    cached.evicted = true;
+    if (cached.users === 0) closeQuietly(cached.handle);
+  }
+
+  private readError(key: string, err: unknown): Error {
+    if (isMissing(err)) return new NotFoundError(`object ${key} not found under ${this.root}`);
+    if (err instanceof StrataError) return err;
+    return new StrataError('INTERNAL', `reading object ${key} under ${this.root} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** writev until every byte is written: a single writev may write less than asked. */
+async function writeAll(file: FileHandle, parts: readonly Uint8Array[]): Promise<void> {
+  let pending = parts.filter((p) => p.length > 0);
+  while (pending.length > 0) {
+    let { bytesWritten } = await file.writev(pending);
+    while (pending.length > 0 && bytesWritten >= pending[0]!.length) {
+      bytesWritten -= pending[0]!.length;
+      pending = pending.slice(1);
+    }
+    if (pending.length > 0 && bytesWritten > 0) pending = [pending[0]!.subarray(bytesWritten), ...pending.slice(1)];
+  }
+}
+
+/** fsync a file or directory; one deleted since it was written has nothing left to make durable. */
+async function fsyncPath(path: string): Promise<void> {
+  let file: FileHandle;
+  try {
+    file = await open(path, 'r');
+  } catch (err) {
+    if (isMissing(err)) return;
+    throw err;
+  }
+  try {
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+function closeQuietly(handle: Promise<FileHandle>): void {
+  // Closing a read-only handle cannot lose data; an error here has nothing to report to.
+  handle.then((h) => h.close()).catch(() => {});
+}
+
+function isMissing(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+}
