@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'UNAUTHENTICATED'
   | 'POLICY_VIOLATION'
   | 'DATA_CORRUPTION'
+  | 'UNAVAILABLE'
   | 'INTERNAL';
 
 export class StrataError extends Error {
@@ -71,6 +72,8 @@ const httpStatus: Record<ErrorCode, number> = {
   FORBIDDEN: 403,
   POLICY_VIOLATION: 403,
   DATA_CORRUPTION: 500,
+  /** A server could not be reached (HTTP client) or is shutting down. */
+  UNAVAILABLE: 503,
   INTERNAL: 500,
 };
 

@@ -7,7 +7,6 @@ import { exitCodeOf, InvalidArgumentError, StrataError } from '../errors.js';
 import { findHome, Instance } from '../instance.js';
 import { DEFAULT_BRANCH, parseRef } from '../data/refs.js';
 import type { StrataClient } from '../sdk/client.js';
-import { HttpClient } from '../sdk/http-client.js';
 import { localClient } from './local-client.js';
 import { changesFrom, expandFiles, planSources } from './sources.js';
 import { formatBytes, progressBar } from './progress.js';
@@ -367,7 +366,10 @@ function buildProgram(): Command {
 
 async function openClient(g: GlobalOptions): Promise<StrataClient> {
   const server = g.server ?? process.env.STRATA_SERVER;
-  if (server) return new HttpClient(server, { token: process.env.STRATA_TOKEN });
+  if (server) {
+    const { HttpClient } = await import('../sdk/http-client.js');
+    return new HttpClient(server, { token: process.env.STRATA_TOKEN });
+  }
   return localClient(await Instance.open(findHome(g.home), { database: g.database }));
 }
 

@@ -1,6 +1,5 @@
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
-import pg from 'pg';
 import { InvalidArgumentError, StrataError } from '../errors.js';
 import { migrationProvider } from './migrations.js';
 import type { Schema } from './schema.js';
@@ -15,10 +14,6 @@ export interface MetaDb {
   close(): Promise<void>;
 }
 
-// int8 columns (sizes, offsets) come back from pg as strings; they fit in a
-// double for every size Strata deals in (< 2^53 bytes).
-pg.types.setTypeParser(20, (v) => Number(v));
-
 /**
  * Opens the metadata database and brings its schema up to date.
  * `target` is a SQLite file path or a postgres:// URL.
@@ -27,7 +22,15 @@ export async function openMetaDb(target: string): Promise<MetaDb> {
   const isPostgres = /^postgres(ql)?:\/\//.test(target);
   let db: Kysely<Schema>;
   if (isPostgres) {
+    // Loaded on demand: the embedded default should not pay for pg's start-up.
+    const { default: pg } = await import('pg');
+    // int8 columns (sizes, offsets) come back as strings; they fit in a double
+    // for every size Strata deals in (< 2^53 bytes).
+    pg.types.setTypeParser(20, (v) => Number(v));
     const pool = new pg.Pool({ connectionString: target, max: 10 });
+    // An idle client whose server connection drops must not crash the process;
+    // the pool discards it and the next query opens a new one.
+    pool.on('error', () => {});
     db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
   } else {
     let sqlite: Database.Database;

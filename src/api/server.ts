@@ -1,0 +1,125 @@
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { InvalidArgumentError } from '../errors.js';
+import type { Instance } from '../instance.js';
+import { errorBody, type ErrorContext } from './errors.js';
+import { commitRoutes } from './routes/commits.js';
+import { fileRoutes } from './routes/files.js';
+import { repoRoutes } from './routes/repos.js';
+import { systemRoutes } from './routes/system.js';
+import { sharedSchemas } from './schemas.js';
+import { VERSION } from './version.js';
+
+// The HTTP API: one Fastify server whose routes are thin adapters over the
+// instance's services (DESIGN.md: no business logic in api/). Route schemas
+// validate requests and make up the OpenAPI document at /openapi.json.
+
+export interface ServerOptions {
+  /** Largest JSON body accepted, in bytes (uploads are streamed and not limited by it). */
+  bodyLimit?: number;
+  logger?: boolean;
+}
+
+const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+export function buildServer(instance: Instance, opts: ServerOptions = {}): FastifyInstance {
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit,
+    // Unknown fields are an error naming the field, not silently dropped.
+    ajv: { customOptions: { removeAdditional: false } },
+    // Uploads of many GiB take as long as they take.
+    requestTimeout: 0,
+  });
+  const errors: ErrorContext = {
+    bodyLimit,
+    logInternal: opts.logger ? (err, req) => (req ?? app).log.error({ err }, 'internal error') : undefined,
+  };
+
+  // Responses are plain JSON.stringify: response schemas document, they never strip fields.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  // JSON bodies: Fastify's parser (which rejects __proto__ poisoning), with the parse error spelled out.
+  const secureJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    secureJson(req, body as string, (err, value) => {
+      if (err && (err as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+        let detail = ' (or it has a forbidden __proto__ or constructor.prototype key)';
+        try {
+          JSON.parse(body as string);
+        } catch (parseError) {
+          detail = `: ${(parseError as Error).message}`;
+        }
+        done(new InvalidArgumentError(`request body is not valid JSON${detail}`), undefined);
+        return;
+      }
+      done(err, value);
+    });
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body } = errorBody(err, { ...errors, req });
+    return reply.code(status).type('application/json').send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0];
+    return reply.code(404).send({
+      error: { code: 'NOT_FOUND', message: `no such endpoint: ${req.method} ${path} (GET /openapi.json lists the API)` },
+    });
+  });
+
+  for (const schema of sharedSchemas) app.addSchema(schema);
+  app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'Strata',
+        version: VERSION,
+        description: 'Versioned data, pipelines, experiment tracking, model registry and serving. Errors are {"error":{"code","message"}}.',
+      },
+    },
+    // Components are named by their $id (RepoInfo, CommitInfo, ...), not def-0, def-1.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+
+  const data = instance.data;
+  app.register(systemRoutes, { data });
+  app.register(repoRoutes, { data });
+  app.register(commitRoutes, { data });
+  app.register(fileRoutes, { data, errors });
+  return app;
+}
+
+export interface RunningServer {
+  /** Base URL, e.g. http://127.0.0.1:7070 */
+  url: string;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+/** Builds the server and listens. The caller still owns (and closes) the instance. */
+export async function startServer(args: {
+  instance: Instance;
+  host?: string;
+  port?: number;
+  bodyLimit?: number;
+  logger?: boolean;
+}): Promise<RunningServer> {
+  const host = args.host ?? '127.0.0.1';
+  const app = buildServer(args.instance, { bodyLimit: args.bodyLimit, logger: args.logger });
+  try {
+    await app.listen({ host, port: args.port ?? 7070 });
+  } catch (err) {
+    await app.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new InvalidArgumentError(`cannot listen on ${host}:${args.port}: the port is in use (pick another with --port)`, { cause: err });
+    if (code === 'EADDRNOTAVAIL') throw new InvalidArgumentError(`cannot listen on ${host}: no such local address (check --host)`, { cause: err });
+    if (code === 'EACCES') throw new InvalidArgumentError(`cannot listen on ${host}:${args.port}: permission denied (use a port above 1023)`, { cause: err });
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : args.port;
+  const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  return { url: `http://${shown}:${port}`, app, close: () => app.close() };
+}

@@ -1,0 +1,415 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type {
+  BranchInfo,
+  Change,
+  CommitInfo,
+  CommitOptions,
+  CreateRepoInput,
+  DiffResult,
+  FileInfo,
+  FsckResult,
+  PutResult,
+  RepoInfo,
+} from '../data/types.js';
+import { codeFromStatus, InvalidArgumentError, StrataError, type ErrorCode } from '../errors.js';
+import type { StrataClient } from './client.js';
+
+// The StrataClient over HTTP (api/server.ts is the other side). It behaves
+// like the in-process client, errors included: an error response
+// {"error":{"code","message"}} becomes the same StrataError. Content is
+// streamed both ways and never held whole: uploads are multipart bodies
+// written on the fly from the changes, downloads are verified (length and
+// SHA-256) as they stream.
+
+type Query = Record<string, string | number | boolean | string[] | undefined>;
+
+interface SendOptions {
+  query?: Query;
+  json?: unknown;
+}
+
+/** Small pieces of an upload are gathered into writes of about this size. */
+const WRITE_SIZE = 64 * 1024;
+
+export class HttpClient implements StrataClient {
+  private readonly base: string;
+  private readonly auth: Record<string, string>;
+
+  constructor(baseUrl: string, opts: { token?: string } = {}) {
+    let url: URL;
+    try {
+      url = new URL(baseUrl);
+    } catch {
+      throw new InvalidArgumentError(`server URL "${baseUrl}" is not a URL (expected e.g. http://127.0.0.1:7070)`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new InvalidArgumentError(`server URL "${baseUrl}" must start with http:// or https://`);
+    }
+    this.base = baseUrl.replace(/\/+$/, '');
+    this.auth = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
+  }
+
+  // ---- repos and branches ----
+
+  createRepo(input: CreateRepoInput): Promise<RepoInfo> {
+    return this.json('POST', '/api/v1/repos', { json: input });
+  }
+
+  listRepos(): Promise<RepoInfo[]> {
+    return this.json('GET', '/api/v1/repos');
+  }
+
+  inspectRepo(name: string): Promise<RepoInfo> {
+    return this.json('GET', `/api/v1/repos/${seg(name)}`);
+  }
+
+  async deleteRepo(name: string): Promise<void> {
+    await this.empty('DELETE', `/api/v1/repos/${seg(name)}`);
+  }
+
+  createBranch(repo: string, branch: string, from?: string): Promise<BranchInfo> {
+    return this.json('POST', `/api/v1/repos/${seg(repo)}/branches`, { json: { name: branch, from } });
+  }
+
+  listBranches(repo: string): Promise<BranchInfo[]> {
+    return this.json('GET', `/api/v1/repos/${seg(repo)}/branches`);
+  }
+
+  async deleteBranch(repo: string, branch: string): Promise<void> {
+    await this.empty('DELETE', `/api/v1/repos/${seg(repo)}/branches/${seg(branch)}`);
+  }
+
+  // ---- commits ----
+
+  async commit(
+    repo: string,
+    branch: string,
+    changes: AsyncIterable<Change> | Iterable<Change>,
+    opts: CommitOptions = {},
+  ): Promise<PutResult> {
+    const url = this.url(`/api/v1/repos/${seg(repo)}/branches/${seg(branch)}/commits`, {
+      message: opts.message,
+      author: opts.author,
+      provenance: opts.provenance?.map((p) => `${p.repo}@${p.commit}`),
+    });
+    const upload = new MultipartUpload(changes, opts.onProgress);
+    const abort = new AbortController();
+    let res: Response;
+    try {
+      // duplex 'half' is required for a streamed request body (undici); Node's RequestInit type lacks it.
+      const init: RequestInit & { duplex: 'half' } = {
+        method: 'POST',
+        headers: { ...this.auth, 'content-type': `multipart/form-data; boundary=${upload.boundary}` },
+        body: upload.stream,
+        duplex: 'half',
+        signal: abort.signal,
+      };
+      res = await fetch(url, init);
+    } catch (err) {
+      // A failing source (an unreadable local file, say) is the error to report, not the aborted request.
+      if (upload.sourceError !== undefined) throw upload.sourceError;
+      throw this.connectionError(err);
+    }
+    if (!res.ok) {
+      const error = await errorOf(res, url);
+      abort.abort(); // the server refused: stop sending the rest of the upload
+      throw error;
+    }
+    return (await res.json()) as PutResult;
+  }
+
+  inspectCommit(ref: string): Promise<CommitInfo> {
+    return this.json('GET', '/api/v1/commit', { query: { ref } });
+  }
+
+  log(ref: string, opts: { limit?: number } = {}): Promise<CommitInfo[]> {
+    return this.json('GET', '/api/v1/log', { query: { ref, limit: opts.limit } });
+  }
+
+  diff(from: string, to: string): Promise<DiffResult> {
+    return this.json('GET', '/api/v1/diff', { query: { from, to } });
+  }
+
+  // ---- files ----
+
+  ls(ref: string, opts: { recursive?: boolean } = {}): Promise<FileInfo[]> {
+    return this.json('GET', '/api/v1/ls', { query: { ref, recursive: opts.recursive || undefined } });
+  }
+
+  /** Every file under the reference, parsed from the server's NDJSON as it arrives. */
+  async *walk(ref: string): AsyncGenerator<FileInfo> {
+    const res = await this.send('GET', '/api/v1/walk', { query: { ref } });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    let finished = false;
+    try {
+      for (;;) {
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          throw new StrataError('UNAVAILABLE', `listing ${ref} from ${this.base} broke off: ${reasonOf(err)}`, { cause: err });
+        }
+        text += chunk.done ? decoder.decode() : decoder.decode(chunk.value, { stream: true });
+        let start = 0;
+        for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+          const line = text.slice(start, nl);
+          start = nl + 1;
+          if (line.trim()) yield walkLine(line);
+        }
+        text = text.slice(start);
+        if (chunk.done) break;
+      }
+      finished = true;
+    } finally {
+      if (!finished) await reader.cancel().catch(() => {});
+    }
+    if (text.trim()) throw new StrataError('UNAVAILABLE', `listing ${ref} from ${this.base} ended in the middle of a line`);
+  }
+
+  /** Opens a file; the stream throws DATA_CORRUPTION if the bytes do not add up to the announced size and hash. */
+  async read(ref: string): Promise<{ info: FileInfo; stream: AsyncIterable<Buffer> }> {
+    const res = await this.send('GET', '/api/v1/file', { query: { ref } });
+    const size = Number(res.headers.get('strata-file-size'));
+    const hash = res.headers.get('strata-file-hash');
+    const path = res.headers.get('strata-file-path');
+    if (!Number.isSafeInteger(size) || size < 0 || !hash || path === null) {
+      await res.body?.cancel().catch(() => {});
+      throw new StrataError('INTERNAL', `the answer from ${this.base} has no strata-file-size/-hash/-path headers: is it a Strata server?`);
+    }
+    const info: FileInfo = { path: decodeURIComponent(path), type: 'file', size, hash };
+    return { info, stream: verified(res.body, info, ref) };
+  }
+
+  fsck(): Promise<FsckResult> {
+    return this.json('POST', '/api/v1/fsck');
+  }
+
+  async close(): Promise<void> {
+    // Nothing to release: connections belong to fetch's shared pool.
+  }
+
+  // ---- plumbing ----
+
+  private url(path: string, query: Query = {}): string {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) {
+      if (value === undefined) continue;
+      for (const v of Array.isArray(value) ? value : [value]) params.append(key, String(v));
+    }
+    const qs = params.toString();
+    return `${this.base}${path}${qs ? `?${qs}` : ''}`;
+  }
+
+  /** Sends a request; an error response becomes the StrataError it describes. */
+  private async send(method: string, path: string, opts: SendOptions = {}): Promise<Response> {
+    const url = this.url(path, opts.query);
+    const headers: Record<string, string> = { ...this.auth };
+    let body: string | undefined;
+    if (opts.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(opts.json);
+    }
+    let res: Response;
+    try {
+      res = await fetch(url, { method, headers, body });
+    } catch (err) {
+      throw this.connectionError(err);
+    }
+    if (!res.ok) throw await errorOf(res, url);
+    return res;
+  }
+
+  private async json<T>(method: string, path: string, opts: SendOptions = {}): Promise<T> {
+    const res = await this.send(method, path, opts);
+    try {
+      return (await res.json()) as T;
+    } catch (err) {
+      throw new StrataError('UNAVAILABLE', `the answer from ${this.base} to ${method} ${path} was cut off or is not JSON: ${reasonOf(err)}`, { cause: err });
+    }
+  }
+
+  private async empty(method: string, path: string): Promise<void> {
+    const res = await this.send(method, path);
+    await res.body?.cancel().catch(() => {});
+  }
+
+  private connectionError(err: unknown): StrataError {
+    if (err instanceof StrataError) return err;
+    const code = (err as { cause?: { code?: string } }).cause?.code;
+    const unreachable = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT'];
+    const message = code && unreachable.includes(code) ? 'cannot reach Strata server at' : 'lost the connection to Strata server at';
+    return new StrataError('UNAVAILABLE', `${message} ${this.base}: ${reasonOf(err)}`, { cause: err });
+  }
+}
+
+/** A path segment: repo and branch names are validated by the server; this only keeps the URL intact. */
+function seg(name: string): string {
+  return encodeURIComponent(name);
+}
+
+/** The StrataError an error response describes. */
+async function errorOf(res: Response, url: string): Promise<StrataError> {
+  let text = '';
+  try {
+    text = await res.text();
+  } catch {
+    // fall through with what we have
+  }
+  try {
+    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    if (typeof body.error?.code === 'string' && typeof body.error.message === 'string') {
+      return new StrataError(body.error.code as ErrorCode, body.error.message);
+    }
+  } catch {
+    // not a Strata error body (a proxy, another server): describe the response instead
+  }
+  const snippet = text.replace(/\s+/g, ' ').trim().slice(0, 200);
+  return new StrataError(
+    codeFromStatus(res.status),
+    `HTTP ${res.status} ${res.statusText} from ${url.split('?')[0]}${snippet ? `: ${snippet}` : ''}`,
+  );
+}
+
+function walkLine(line: string): FileInfo {
+  let value: FileInfo & { error?: { code: ErrorCode; message: string } };
+  try {
+    value = JSON.parse(line);
+  } catch (err) {
+    throw new StrataError('INTERNAL', `the server sent a listing line that is not JSON: ${line.slice(0, 200)}`, { cause: err });
+  }
+  if (value.error) throw new StrataError(value.error.code, value.error.message);
+  return value;
+}
+
+/** The response body, checked against the announced size and hash. */
+async function* verified(body: ReadableStream<Uint8Array> | null, info: FileInfo, ref: string): AsyncGenerator<Buffer> {
+  const sha = createHash('sha256');
+  let received = 0;
+  let finished = false;
+  const reader = body?.getReader();
+  try {
+    while (reader) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        throw new StrataError(
+          'DATA_CORRUPTION',
+          `transfer of ${ref} broke off after ${received} of ${info.size} bytes (${reasonOf(err)}); ` +
+            'the server drops the connection when stored data fails verification: run strata fsck on the server',
+          { cause: err },
+        );
+      }
+      if (chunk.done) break;
+      received += chunk.value.length;
+      if (received > info.size) throw new StrataError('DATA_CORRUPTION', `${ref}: received more than the announced ${info.size} bytes`);
+      sha.update(chunk.value);
+      yield Buffer.from(chunk.value.buffer, chunk.value.byteOffset, chunk.value.byteLength);
+    }
+    finished = true;
+  } finally {
+    if (!finished) await reader?.cancel().catch(() => {});
+  }
+  if (received !== info.size) {
+    throw new StrataError('DATA_CORRUPTION', `${ref}: received ${received} bytes, the server announced ${info.size}`);
+  }
+  const digest = sha.digest('hex');
+  if (digest !== info.hash) {
+    throw new StrataError('DATA_CORRUPTION', `${ref}: received content hashes to ${digest}, not the announced ${info.hash}`);
+  }
+}
+
+function reasonOf(err: unknown): string {
+  const e = err as { message?: string; cause?: { code?: string; message?: string } };
+  const cause = e.cause?.message ?? e.cause?.code;
+  return cause ? `${e.message}: ${cause}` : String(e.message ?? err);
+}
+
+/**
+ * A commit as a multipart/form-data body, produced on the fly from the
+ * changes (api/routes/commits.ts reads it):
+ *
+ *   --B CRLF  Content-Disposition: form-data; name="put:<encodeURIComponent(path)>"; filename="<name>"
+ *             Content-Type: application/octet-stream  CRLF CRLF  <content> CRLF
+ *   --B CRLF  Content-Disposition: form-data; name="delete"  CRLF CRLF  <path> CRLF
+ *   --B-- CRLF
+ *
+ * The boundary is 128 random bits, so content cannot contain it by accident.
+ */
+class MultipartUpload {
+  readonly boundary = `strata-${randomBytes(16).toString('hex')}`;
+  readonly stream: ReadableStream<Uint8Array>;
+  /** Set when reading the changes (or a file's content) failed. */
+  sourceError: unknown;
+
+  constructor(
+    private changes: AsyncIterable<Change> | Iterable<Change>,
+    private onProgress?: (bytes: number) => void,
+  ) {
+    const pieces = gather(this.frames());
+    this.stream = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        try {
+          const next = await pieces.next();
+          if (next.done) controller.close();
+          else controller.enqueue(next.value);
+        } catch (err) {
+          this.sourceError = err;
+          controller.error(err);
+        }
+      },
+      cancel: async () => {
+        await pieces.return(undefined);
+      },
+    });
+  }
+
+  private async *frames(): AsyncGenerator<Uint8Array> {
+    const b = this.boundary;
+    let bytes = 0;
+    for await (const change of this.changes) {
+      if (change.op === 'delete') {
+        yield Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="delete"\r\n\r\n${change.path}\r\n`);
+        continue;
+      }
+      const name = change.path.split('/').pop() || 'file';
+      yield Buffer.from(
+        `--${b}\r\nContent-Disposition: form-data; name="put:${encodeURIComponent(change.path)}"; filename="${encodeURIComponent(name)}"\r\n` +
+          'Content-Type: application/octet-stream\r\n\r\n',
+      );
+      const content = change.content instanceof Uint8Array ? [change.content] : change.content;
+      for await (const chunk of content) {
+        bytes += chunk.length;
+        this.onProgress?.(bytes);
+        yield chunk;
+      }
+      yield Buffer.from('\r\n');
+    }
+    yield Buffer.from(`--${b}--\r\n`);
+  }
+}
+
+/** Gathers small pieces into writes of about WRITE_SIZE; large pieces pass through untouched. */
+async function* gather(pieces: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let pending: Uint8Array[] = [];
+  let size = 0;
+  for await (const piece of pieces) {
+    if (piece.length >= WRITE_SIZE) {
+      if (size > 0) yield Buffer.concat(pending, size);
+      pending = [];
+      size = 0;
+      yield piece;
+      continue;
+    }
+    pending.push(piece);
+    size += piece.length;
+    if (size >= WRITE_SIZE) {
+      yield Buffer.concat(pending, size);
+      pending = [];
+      size = 0;
+    }
+  }
+  if (size > 0) yield Buffer.concat(pending, size);
+}

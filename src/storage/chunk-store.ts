@@ -1,0 +1,531 @@
+// Content-addressed chunk store: files are split by FastCDC (chunker.ts), each
+// chunk is named by the SHA-256 of its bytes and stored once, packed with
+// others into pack objects of ~16 MiB (one object per chunk would mean a
+// million files per TB and one S3 request per MiB).
+//
+// Write path (one ChunkWriter per put/commit):
+//   bytes ─> chunker ─> copied once into the open pack buffer (shared memory)
+//            ─> chunk ids and the file hash computed by hash-worker.ts on
+//            another thread, reading the pack buffer in place, while this
+//            thread goes on chunking. A one-chunk file is hashed once, here:
+//            its hash is its chunk id.
+//   sealed pack ─> drop chunks this writer already stored or the `chunks`
+//            table already has (one query per 500 ids) ─> put the survivors
+//            as a new pack. Up to 2 packs are in flight while chunking goes on.
+//   flush() puts the open pack and syncs the object store; record(trx) adds
+//   the index rows inside the caller's commit transaction. A crash before the
+//   commit leaves only unreferenced packs, never an index row without bytes.
+//
+// Pack format (packs/<2 hex>/<32 random hex>; random, not a content hash,
+// because the chunk ids inside already give integrity):
+//   chunk bytes, concatenated
+//   JSON trailer {"format":"strata-pack-1","chunks":[{"id","offset","length"}]}
+//   8 bytes: trailer length, unsigned little-endian
+// so the chunk index can be rebuilt from the packs alone.
+//
+// Read path: locations are looked up 500 at a time, up to 4 chunks are read
+// ahead, and every chunk is re-hashed before it is returned.
+
+import { createHash, randomBytes, webcrypto } from 'node:crypto';
+import type { Kysely, Transaction } from 'kysely';
+import { CorruptionError, InvalidArgumentError, NotFoundError, StrataError } from '../errors.js';
+import type { ChunkTable, PackTable, Schema } from '../meta/schema.js';
+import { Chunker, MAX_CHUNK } from './chunker.js';
+import { WorkerFileHash } from './hash-worker.js';
+import type { ObjectStore } from './object-store.js';
+
+const PACK_TARGET = 16 * 1024 * 1024;
+/** A chunk started below the target always fits, so a chunk never spans packs. */
+const PACK_CAPACITY = PACK_TARGET + MAX_CHUNK;
+const MAX_PACKS_IN_FLIGHT = 2;
+/** Ids per `in (...)` query and rows per insert: well under every database's parameter limit. */
+const BATCH = 500;
+const READ_AHEAD = 4;
+const PACK_FORMAT = 'strata-pack-1';
+const FOOTER_BYTES = 8;
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
+
+/** What a stored file is: the file table row, before it is recorded. */
+export interface StoredFile {
+  /** SHA-256 hex of the whole content. For a one-chunk file this is also the chunk id. */
+  hash: string;
+  size: number;
+  /** Chunk ids in content order; empty for an empty file. */
+  chunks: string[];
+}
+
+export interface WriteStats {
+  files: number;
+  bytes: number;
+  chunks: number;
+  /** Chunks and bytes actually written (not already stored). Final after flush(). */
+  newChunks: number;
+  newBytes: number;
+}
+
+export interface StorageProblem {
+  kind: 'chunk' | 'pack';
+  id: string;
+  message: string;
+}
+
+/** One chunk's place in a pack, as listed in the pack trailer. */
+export interface PackEntry {
+  id: string;
+  offset: number;
+  length: number;
+}
+
+export function packKey(packId: string): string {
+  return `packs/${packId.slice(0, 2)}/${packId}`;
+}
+
+export function encodePackTrailer(entries: readonly PackEntry[]): Buffer {
+  const json = Buffer.from(JSON.stringify({ format: PACK_FORMAT, chunks: entries }));
+  const footer = Buffer.alloc(FOOTER_BYTES);
+  footer.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([json, footer]);
+}
+
+/** The chunk list of a whole pack object; throws CorruptionError if the trailer is unreadable. */
+export function decodePackTrailer(pack: Uint8Array, packId: string): { entries: PackEntry[]; dataEnd: number } {
+  const buf = Buffer.from(pack.buffer, pack.byteOffset, pack.byteLength);
+  const bad = (why: string) => new CorruptionError(`pack ${packId} has an unreadable trailer: ${why}`);
+  if (buf.length < FOOTER_BYTES) throw bad(`only ${buf.length} bytes`);
+  const trailerLength = Number(buf.readBigUInt64LE(buf.length - FOOTER_BYTES));
+  const dataEnd = buf.length - FOOTER_BYTES - trailerLength;
+  if (dataEnd < 0) throw bad(`trailer length ${trailerLength} exceeds the pack size ${buf.length}`);
+  let parsed: { format?: unknown; chunks?: unknown };
+  try {
+    parsed = JSON.parse(buf.toString('utf8', dataEnd, buf.length - FOOTER_BYTES));
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+  if (parsed?.format !== PACK_FORMAT || !Array.isArray(parsed.chunks)) throw bad(`not a ${PACK_FORMAT} trailer`);
+  const entries = parsed.chunks as PackEntry[];
+  for (const e of entries) {
+    const valid =
+      typeof e?.id === 'string' && /^[0-9a-f]{64}$/.test(e.id) &&
+      Number.isSafeInteger(e.offset) && Number.isSafeInteger(e.length) &&
+      e.offset >= 0 && e.length >= 0 && e.offset + e.length <= dataEnd;
+    if (!valid) throw bad(`bad entry ${JSON.stringify(e)}`);
+  }
+  return { entries, dataEnd };
+}
+
+/** SHA-256 hex, computed on libuv's thread pool so it overlaps work on the main thread. */
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
+}
+
+export class ChunkStore {
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly objects: ObjectStore,
+  ) {}
+
+  /** A writer for one put or commit. */
+  writer(): ChunkWriter {
+    return new ChunkWriter(this.db, this.objects, (ids) => this.has(ids));
+  }
+
+  /** The subset of `ids` present in the chunk index. */
+  async has(ids: Iterable<string>): Promise<Set<string>> {
+    const unique = [...new Set(ids)];
+    const found = new Set<string>();
+    for (let i = 0; i < unique.length; i += BATCH) {
+      const rows = await this.db.selectFrom('chunks').select('id').where('id', 'in', unique.slice(i, i + BATCH)).execute();
+      for (const row of rows) found.add(row.id);
+    }
+    return found;
+  }
+
+  /**
+   * Streams the content made of `chunks`, one verified chunk at a time.
+   * Throws CorruptionError naming the chunk (and pack) that is missing or damaged.
+   */
+  async *read(chunks: readonly string[]): AsyncGenerator<Buffer> {
+    const locations = new Map<string, ChunkTable>();
+    let lookedUp = 0; // chunks[0, lookedUp) have had their locations fetched
+    const ahead: Promise<Buffer>[] = [];
+    let next = 0;
+    for (let i = 0; i < chunks.length; i++) {
+      while (next < chunks.length && next < i + READ_AHEAD) {
+        if (next >= lookedUp) {
+          const batch = chunks.slice(lookedUp, lookedUp + BATCH);
+          await this.lookUp(batch, locations);
+          lookedUp += batch.length;
+        }
+        const fetching = this.readChunk(chunks[next]!, locations.get(chunks[next]!));
+        fetching.catch(() => {}); // awaited below, in order; this keeps an early `break` by the reader from leaving it unhandled
+        ahead.push(fetching);
+        next++;
+      }
+      yield await ahead.shift()!;
+    }
+  }
+
+  /** The whole content in one buffer: for small files. */
+  async readAll(chunks: readonly string[]): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const part of this.read(chunks)) parts.push(part);
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /**
+   * For fsck: re-hashes every chunk of every pack in the `packs` table and
+   * checks that every `chunks` row points at verified bytes inside an
+   * existing pack. Reports progress in pack bytes. Memory grows with the
+   * number of chunks (one short string each).
+   */
+  async verify(onProgress?: (done: number, total: number) => void): Promise<StorageProblem[]> {
+    const problems: StorageProblem[] = [];
+    const packs = await this.db.selectFrom('packs').selectAll().orderBy('id').execute();
+    const total = packs.reduce((sum, p) => sum + Number(p.size), 0);
+    let done = 0;
+    const entryKey = (pack: string, e: PackEntry) => `${pack}/${e.offset}/${e.length}/${e.id}`;
+    const good = new Set<string>(); // trailer entries whose bytes hash to their id
+    const bad = new Set<string>(); // trailer entries already reported
+    const readable = new Map<string, number>(); // pack id -> end of its chunk data
+
+    for (const pack of packs) {
+      const found = await this.verifyPack(pack, problems);
+      if (found) {
+        readable.set(pack.id, found.dataEnd);
+        for (const [entry, ok] of found.entries) (ok ? good : bad).add(entryKey(pack.id, entry));
+      }
+      done += Number(pack.size);
+      onProgress?.(done, total);
+    }
+
+    const known = new Set(packs.map((p) => p.id));
+    for (let after = ''; ; ) {
+      const rows = await this.db.selectFrom('chunks').selectAll().where('id', '>', after).orderBy('id').limit(1000).execute();
+      if (rows.length === 0) break;
+      after = rows[rows.length - 1]!.id;
+      for (const row of rows) {
+        const problem = (message: string) => problems.push({ kind: 'chunk', id: row.id, message });
+        const key = entryKey(row.pack, row);
+        const dataEnd = readable.get(row.pack);
+        if (!known.has(row.pack)) problem(`chunk ${row.id} points at pack ${row.pack}, which is not in the packs table`);
+        else if (dataEnd === undefined) problem(`chunk ${row.id} is in pack ${row.pack}, which is missing or unreadable`);
+        else if (row.offset < 0 || row.length < 0 || row.offset + row.length > dataEnd) {
+          problem(`chunk ${row.id} points outside the data of pack ${row.pack} (offset ${row.offset}, length ${row.length})`);
+        } else if (!good.has(key) && !bad.has(key)) {
+          // The index disagrees with the pack trailer: check the bytes the index points at.
+          try {
+            await this.readChunk(row.id, row);
+          } catch (err) {
+            if (!(err instanceof CorruptionError)) throw err;
+            problem(err.message);
+          }
+        }
+      }
+    }
+    return problems;
+  }
+
+  /** Hashes every trailer entry of one pack; null if the pack cannot be read at all. */
+  private async verifyPack(
+    pack: PackTable,
+    problems: StorageProblem[],
+  ): Promise<{ dataEnd: number; entries: [PackEntry, boolean][] } | null> {
+    let bytes: Buffer;
+    try {
+      bytes = await this.objects.get(packKey(pack.id));
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      problems.push({ kind: 'pack', id: pack.id, message: `pack object ${packKey(pack.id)} is missing` });
+      return null;
+    }
+    if (bytes.length !== Number(pack.size)) {
+      problems.push({ kind: 'pack', id: pack.id, message: `pack ${pack.id} is ${bytes.length} bytes; the packs table says ${pack.size}` });
+    }
+    let trailer;
+    try {
+      trailer = decodePackTrailer(bytes, pack.id);
+    } catch (err) {
+      if (!(err instanceof CorruptionError)) throw err;
+      problems.push({ kind: 'pack', id: pack.id, message: err.message });
+      return null;
+    }
+    const entries = await Promise.all(
+      trailer.entries.map(async (e): Promise<[PackEntry, boolean]> => {
+        const ok = (await sha256Hex(bytes.subarray(e.offset, e.offset + e.length))) === e.id;
+        if (!ok) {
+          problems.push({ kind: 'chunk', id: e.id, message: `chunk ${e.id} in pack ${pack.id} (offset ${e.offset}) does not match its hash` });
+        }
+        return [e, ok];
+      }),
+    );
+    return { dataEnd: trailer.dataEnd, entries };
+  }
+
+  private async lookUp(ids: readonly string[], into: Map<string, ChunkTable>): Promise<void> {
+    const missing = [...new Set(ids)].filter((id) => !into.has(id));
+    if (missing.length === 0) return;
+    const rows = await this.db.selectFrom('chunks').selectAll().where('id', 'in', missing).execute();
+    for (const row of rows) into.set(row.id, { ...row, offset: Number(row.offset), length: Number(row.length) });
+  }
+
+  private async readChunk(id: string, where: ChunkTable | undefined): Promise<Buffer> {
+    if (!where) throw new CorruptionError(`chunk ${id} is not in the chunk index (run strata fsck)`);
+    let bytes: Buffer;
+    try {
+      bytes = await this.objects.get(packKey(where.pack), { offset: Number(where.offset), length: Number(where.length) });
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new CorruptionError(`chunk ${id} is in pack ${where.pack}, which is missing`);
+      throw err;
+    }
+    if (bytes.length !== Number(where.length) || (await sha256Hex(bytes)) !== id) {
+      throw new CorruptionError(`chunk ${id} in pack ${where.pack} (offset ${where.offset}) does not match its hash`);
+    }
+    return bytes;
+  }
+}
+
+/** A chunk in the open pack buffer; its id may still be being hashed. */
+interface OpenEntry {
+  id: string | Promise<string>;
+  offset: number;
+  length: number;
+}
+
+/**
+ * Writes the files of one put or commit. Calls to writeStream/writeBuffer are
+ * serialized. Use: write files, flush(), then record(trx) inside the commit
+ * transaction; abort() if the commit will not happen.
+ */
+export class ChunkWriter {
+  readonly stats: WriteStats = { files: 0, bytes: 0, chunks: 0, newChunks: 0, newBytes: 0 };
+
+  private pack: Buffer | null = null;
+  private packUsed = 0;
+  private entries: OpenEntry[] = [];
+  /** Pack buffers whose put finished, for reuse: fresh 20 MiB buffers cost page faults and GC. */
+  private spareBuffers: Buffer[] = [];
+  /** Chunk ids put (or being put) by this writer: dedup within the writer. */
+  private claimed = new Set<string>();
+  private inFlight: Promise<void>[] = [];
+  private failure: { error: unknown } | null = null;
+  private writtenPacks: string[] = [];
+  private chunkRows: ChunkTable[] = [];
+  private packRows: PackTable[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+  private synced = true;
+  private aborted = false;
+
+  // The file being written (writes are serialized, so there is one at a time).
+  private fileHash: WorkerFileHash | null = null;
+  private fileChunks: (string | Promise<string>)[] = [];
+  private chunkLength = 0; // bytes of the chunk in progress, at this.pack[this.packUsed...]
+
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly objects: ObjectStore,
+    private readonly existing: (ids: string[]) => Promise<Set<string>>,
+  ) {}
+
+  writeStream(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<StoredFile> {
+    return this.serialized(() => this.write(source));
+  }
+
+  writeBuffer(buf: Uint8Array): Promise<StoredFile> {
+    return this.serialized(() => this.write([buf]));
+  }
+
+  /** Puts every pending pack and makes all of this writer's packs durable. */
+  flush(): Promise<void> {
+    return this.serialized(async () => {
+      this.checkUsable();
+      if (this.pack) await this.seal();
+      await Promise.all(this.inFlight);
+      this.checkUsable();
+      await this.objects.sync();
+      this.synced = true;
+    });
+  }
+
+  /**
+   * Adds the index rows for this writer's packs, inside the caller's commit
+   * transaction. Idempotent (rows that exist are left alone), so a commit
+   * that retries may call it again in its next transaction.
+   */
+  async record(trx: Kysely<Schema> | Transaction<Schema>): Promise<void> {
+    if (!this.synced) throw new StrataError('FAILED_PRECONDITION', 'ChunkWriter.record() called with unflushed writes; call flush() first');
+    if (this.aborted) throw new StrataError('FAILED_PRECONDITION', 'ChunkWriter.record() called after abort()');
+    for (let i = 0; i < this.packRows.length; i += BATCH) {
+      await trx.insertInto('packs').values(this.packRows.slice(i, i + BATCH)).onConflict((oc) => oc.column('id').doNothing()).execute();
+    }
+    for (let i = 0; i < this.chunkRows.length; i += BATCH) {
+      await trx.insertInto('chunks').values(this.chunkRows.slice(i, i + BATCH)).onConflict((oc) => oc.column('id').doNothing()).execute();
+    }
+  }
+
+  /**
+   * Gives up: drops pending data and deletes the packs this writer put. Call
+   * only when the commit that would reference them did not happen. Never
+   * throws, because callers use it while handling the error that matters: a
+   * pack it fails to delete is unreferenced, the same state a crash leaves.
+   */
+  async abort(): Promise<void> {
+    this.aborted = true;
+    await this.queue;
+    this.pack = null;
+    this.entries = [];
+    this.spareBuffers = [];
+    await Promise.allSettled(this.inFlight);
+    await Promise.allSettled(this.writtenPacks.map((id) => this.objects.delete(packKey(id))));
+    this.writtenPacks = [];
+  }
+
+  private serialized<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task);
+    this.queue = run.catch(() => {}); // the caller of this task gets its error; the next task still runs
+    return run;
+  }
+
+  private checkUsable(): void {
+    if (this.aborted) throw new StrataError('FAILED_PRECONDITION', 'this ChunkWriter was aborted; start a new one');
+    if (this.failure) throw this.failure.error;
+  }
+
+  private async write(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<StoredFile> {
+    this.checkUsable();
+    this.synced = false;
+    this.fileHash = null;
+    this.fileChunks = [];
+    this.chunkLength = 0; // drops a partial chunk left by a failed write
+    const chunker = new Chunker();
+    let size = 0;
+    try {
+      for await (const piece of source) {
+        if (!(piece instanceof Uint8Array)) throw new InvalidArgumentError(`file content must be bytes, got ${typeof piece}`);
+        size += piece.length;
+        let start = 0;
+        for (const cut of chunker.push(piece)) {
+          await this.append(piece.subarray(start, cut));
+          this.endChunk(false);
+          start = cut;
+        }
+        if (start < piece.length) await this.append(piece.subarray(start));
+      }
+      if (chunker.end() > 0) this.endChunk(true);
+
+      const chunks = await Promise.all(this.fileChunks);
+      let hash: string;
+      if (this.fileHash) hash = await this.fileHash.digest();
+      else hash = chunks.length === 1 ? chunks[0]! : EMPTY_SHA256;
+      this.stats.files++;
+      this.stats.bytes += size;
+      return { hash, size, chunks };
+    } catch (err) {
+      this.fileHash?.discard();
+      throw err;
+    } finally {
+      this.fileHash = null;
+      this.fileChunks = [];
+    }
+  }
+
+  private async append(bytes: Uint8Array): Promise<void> {
+    if (this.chunkLength === 0) {
+      this.checkUsable();
+      if (this.pack && this.packUsed >= PACK_TARGET) await this.seal();
+      this.pack ??= this.spareBuffers.pop() ?? Buffer.from(new SharedArrayBuffer(PACK_CAPACITY));
+    }
+    this.pack!.set(bytes, this.packUsed + this.chunkLength);
+    this.chunkLength += bytes.length;
+  }
+
+  private endChunk(last: boolean): void {
+    const offset = this.packUsed;
+    const length = this.chunkLength;
+    const bytes = this.pack!.subarray(offset, offset + length);
+    let id: string | Promise<string>;
+    if (last && this.fileChunks.length === 0) {
+      // A one-chunk file: its chunk id is its hash. Hashing it here is quicker
+      // than a round trip to the worker, and nothing else is left to overlap.
+      id = createHash('sha256').update(bytes).digest('hex');
+    } else {
+      this.fileHash ??= new WorkerFileHash();
+      id = this.fileHash.chunk(bytes);
+      id.catch(() => {}); // awaited by putPack() and write(); never left unhandled
+    }
+    this.fileChunks.push(id);
+    this.entries.push({ id, offset, length });
+    this.packUsed += length;
+    this.chunkLength = 0;
+    this.stats.chunks++;
+  }
+
+  /** Hands the open pack to a background put, waiting first if too many are in flight. */
+  private async seal(): Promise<void> {
+    const pack = this.pack!;
+    const entries = this.entries;
+    this.pack = null;
+    this.packUsed = 0;
+    this.entries = [];
+    if (entries.length === 0) {
+      this.spareBuffers.push(pack);
+      return;
+    }
+    while (this.inFlight.length >= MAX_PACKS_IN_FLIGHT) await Promise.race(this.inFlight);
+    const putting: Promise<void> = this.putPack(pack, entries).finally(() => {
+      this.inFlight.splice(this.inFlight.indexOf(putting), 1);
+    });
+    putting.catch((error) => {
+      this.failure ??= { error };
+    });
+    this.inFlight.push(putting);
+  }
+
+  private async putPack(pack: Buffer, open: OpenEntry[]): Promise<void> {
+    const entries = await Promise.all(open.map(async (e) => ({ id: await e.id, offset: e.offset, length: e.length })));
+    // Claim before the database round trip, so a concurrent putPack of this
+    // writer holding the same chunk drops it.
+    const fresh: PackEntry[] = [];
+    for (const e of entries) {
+      if (this.claimed.has(e.id)) continue;
+      this.claimed.add(e.id);
+      fresh.push(e);
+    }
+    const stored = fresh.length > 0 ? await this.existing(fresh.map((e) => e.id)) : new Set<string>();
+    const kept = fresh.filter((e) => !stored.has(e.id));
+    if (kept.length === 0 || this.aborted) {
+      this.recycle(pack);
+      return;
+    }
+
+    const parts: Buffer[] = [];
+    const layout: PackEntry[] = [];
+    let size = 0;
+    let runStart = -1; // a run of chunks adjacent in the buffer goes out as one slice
+    let runEnd = -1;
+    for (const e of kept) {
+      if (e.offset !== runEnd) {
+        if (runStart >= 0) parts.push(pack.subarray(runStart, runEnd));
+        runStart = e.offset;
+      }
+      runEnd = e.offset + e.length;
+      layout.push({ id: e.id, offset: size, length: e.length });
+      size += e.length;
+    }
+    parts.push(pack.subarray(runStart, runEnd));
+    const trailer = encodePackTrailer(layout);
+    parts.push(trailer);
+
+    const id = randomBytes(16).toString('hex');
+    this.writtenPacks.push(id); // before the put: abort() deletes even a put that failed halfway
+    await this.objects.put(packKey(id), parts); // ObjectStore.put keeps no reference once it resolves
+    this.recycle(pack);
+    this.packRows.push({ id, size: size + trailer.length, chunks: layout.length, created_at: new Date().toISOString() });
+    for (const e of layout) this.chunkRows.push({ id: e.id, pack: id, offset: e.offset, length: e.length });
+    this.stats.newChunks += layout.length;
+    this.stats.newBytes += size;
+  }
+
+  private recycle(pack: Buffer): void {
+    if (!this.aborted && this.spareBuffers.length <= MAX_PACKS_IN_FLIGHT) this.spareBuffers.push(pack);
+  }
+}

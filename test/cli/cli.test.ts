@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { tempDir } from '../fixtures.js';
+import { startServerProcess, strata } from './run.js';
+
+// The CLI contract (DESIGN.md): commands, --json shapes, exit codes, one-line
+// errors. Every test runs twice: in-process on the instance, and through a
+// real `strata server` child process with --server.
+
+for (const mode of ['local', 'http'] as const) {
+  describe(`strata CLI (${mode})`, () => {
+    const dir = tempDir();
+    const home = join(dir.path, '.strata');
+    const env: NodeJS.ProcessEnv = { STRATA_HOME: home, STRATA_AUTHOR: 'tester' };
+    let stopServer: (() => Promise<void>) | undefined;
+    const run = (...args: string[]) => strata(args, { env });
+    const ok = (...args: string[]) => {
+      const r = run(...args);
+      assert.equal(r.code, 0, `strata ${args.join(' ')} failed: ${r.stderr}`);
+      return r;
+    };
+    const json = (...args: string[]) => JSON.parse(ok(...args, '--json').stdout);
+    const fails = (code: number, args: string[], match: RegExp, input?: string) => {
+      const r = strata(args, { env, input });
+      assert.equal(r.code, code, `strata ${args.join(' ')}: expected exit ${code}, got ${r.code}: ${r.stderr}`);
+      assert.match(r.stderr, match);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace for user errors');
+      return r;
+    };
+
+    const src = join(dir.path, 'src');
+    before(async () => {
+      const init = strata(['init'], { env });
+      assert.equal(init.code, 0, init.stderr);
+      mkdirSync(join(src, 'data', 'nested'), { recursive: true });
+      writeFileSync(join(src, 'data', 'a.txt'), 'alpha\n');
+      writeFileSync(join(src, 'data', 'nested', 'b.csv'), 'x,y\n1,2\n');
+      writeFileSync(join(src, 'single.txt'), 'single\n');
+      mkdirSync(join(src, 'empty'));
+      if (mode === 'http') {
+        const server = await startServerProcess(env);
+        env.STRATA_SERVER = server.url;
+        stopServer = server.stop;
+      }
+    });
+    after(async () => {
+      await stopServer?.();
+      dir.cleanup();
+    });
+
+    it('creates and lists repos with metadata', () => {
+      const created = json('repo', 'create', 'emails', '--description', 'mail', '--owner', 'ana', '--label', 'team=ml');
+      assert.equal(created.name, 'emails');
+      const list = json('repo', 'list');
+      assert.ok(Array.isArray(list));
+      assert.deepEqual(list.map((r: any) => [r.name, r.owner, r.labels.team]), [['emails', 'ana', 'ml']]);
+      assert.equal(json('repo', 'inspect', 'emails').description, 'mail');
+    });
+
+    it('puts a directory and a file, with the contract shape', () => {
+      const r = json('put', 'emails@master', join(src, 'data'), join(src, 'single.txt'), '-m', 'first');
+      assert.deepEqual(Object.keys(r).sort(), ['branch', 'bytes', 'commit', 'deleted', 'files', 'new_bytes', 'repo']);
+      assert.equal(r.files, 3);
+      assert.equal(r.repo, 'emails');
+      assert.equal(r.branch, 'master');
+      assert.equal(r.bytes, 6 + 8 + 7);
+      const ls = json('ls', 'emails@master:/data', '-r');
+      assert.deepEqual(ls.map((f: any) => f.path), ['/data/a.txt', '/data/nested/b.csv']);
+      assert.deepEqual(Object.keys(ls[0]).sort(), ['hash', 'path', 'size', 'type']);
+      assert.equal(ok('cat', 'emails@master:/single.txt').stdout, 'single\n');
+    });
+
+    it('puts stdin to a path and removes paths', () => {
+      ok('put', 'emails@master:/notes/readme.md', '-', '-m', 'stdin');
+      const r = strata(['put', 'emails@master:/notes/from-stdin.txt', '-'], { env, input: 'piped bytes' });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(ok('cat', 'emails@master:/notes/from-stdin.txt').stdout, 'piped bytes');
+      const rm = json('rm', 'emails@master:/notes/readme.md');
+      assert.equal(rm.deleted, 1);
+      assert.deepEqual(json('ls', 'emails@master:/notes').map((f: any) => f.path), ['/notes/from-stdin.txt']);
+    });
+
+    it('logs, diffs and inspects history through refs', () => {
+      const log = json('log', 'emails@master');
+      assert.equal(log.length, 4);
+      assert.deepEqual(Object.keys(log[0]).sort(), ['author', 'id', 'message', 'parents', 'provenance', 'time']);
+      assert.equal(log[0].author, 'tester');
+      assert.equal(log[3].message, 'first');
+      const diff = json('diff', 'emails@master~3', 'emails@master');
+      assert.deepEqual(diff, { added: ['/notes/from-stdin.txt'], modified: [], deleted: [] });
+      assert.equal(json('inspect', `emails@${log[1].id.slice(0, 10)}`).id, log[1].id);
+      assert.equal(json('inspect', 'emails@master^').id, log[1].id);
+    });
+
+    it('materializes files with get', () => {
+      const out = join(dir.path, `out-${mode}`);
+      ok('get', 'emails@master:/data', '-o', out);
+      assert.equal(readFileSync(join(out, 'a.txt'), 'utf8'), 'alpha\n');
+      assert.equal(readFileSync(join(out, 'nested', 'b.csv'), 'utf8'), 'x,y\n1,2\n');
+      assert.deepEqual(readdirSync(out).sort(), ['a.txt', 'nested']);
+    });
+
+    it('creates, lists and deletes branches', () => {
+      json('branch', 'create', 'emails', 'dev', '--from', 'emails@master^');
+      assert.deepEqual(json('branch', 'list', 'emails').map((b: any) => b.name), ['dev', 'master']);
+      ok('branch', 'delete', 'emails', 'dev');
+    });
+
+    it('fsck reports a clean instance', () => {
+      const r = json('fsck');
+      assert.equal(r.ok, true);
+      assert.deepEqual(r.problems, []);
+    });
+
+    it('rejects bad input with exit 2, one clear line, and changes nothing', () => {
+      const head = json('repo', 'inspect', 'emails').head;
+      fails(2, ['ls', 'nosuch@master'], /repo "nosuch" not found/);
+      fails(2, ['ls', 'emails@nosuch'], /nosuch/);
+      fails(2, ['put', 'emails@master:/../escape', join(src, 'single.txt')], /\.\./);
+      fails(2, ['put', 'emails@master', join(src, 'does-not-exist')], /does-not-exist.*does not exist/);
+      fails(2, ['put', 'emails@master', join(src, 'empty')], /nothing to put/);
+      fails(2, ['repo', 'create', 'bad name!'], /repo name/);
+      fails(2, ['cat', 'emails@master:/data'], /directory/);
+      fails(2, ['cat', 'emails@master:/nope.txt'], /does not exist/);
+      fails(2, ['frobnicate'], /unknown command/);
+      fails(2, ['put', 'emails@master', '-'], /stdin/);
+      assert.equal(json('repo', 'inspect', 'emails').head, head);
+    });
+  });
+}
