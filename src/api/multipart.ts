@@ -16,6 +16,12 @@ export interface Part {
   filename?: string;
   contentType: string;
   body: AsyncIterable<Buffer>;
+  /**
+   * The whole body, if it has already arrived (a small part inside the
+   * network chunk at hand); then `body` yields nothing more. Lets small files
+   * skip the streaming path without holding anything extra in memory.
+   */
+  arrived(): Buffer | undefined;
 }
 
 export interface MultipartLimits {
@@ -84,7 +90,13 @@ export async function* readMultipart(
     if (name === undefined) throw new InvalidArgumentError('a multipart part has no name in its Content-Disposition header');
 
     const body = new PartBody(input, delimiter, name);
-    yield { name, filename: p.get('filename'), contentType: headers.get('content-type') ?? 'text/plain', body };
+    yield {
+      name,
+      filename: p.get('filename'),
+      contentType: headers.get('content-type') ?? 'text/plain',
+      body,
+      arrived: () => body.arrived(),
+    };
     while ((await body.read()) !== null); // skip what the consumer left unread
   }
 }
@@ -149,6 +161,7 @@ class Input {
 /** One part's body: the bytes up to the next delimiter, handed on as they arrive. */
 class PartBody implements AsyncIterable<Buffer> {
   private done = false;
+  private started = false;
 
   constructor(
     private input: Input,
@@ -156,8 +169,19 @@ class PartBody implements AsyncIterable<Buffer> {
     private name: string,
   ) {}
 
+  arrived(): Buffer | undefined {
+    if (this.started) return undefined;
+    const at = this.input.buf.indexOf(this.delimiter);
+    if (at < 0) return undefined;
+    const out = this.input.buf.subarray(0, at);
+    this.input.buf = this.input.buf.subarray(at + this.delimiter.length);
+    this.started = this.done = true;
+    return out;
+  }
+
   async read(): Promise<Buffer | null> {
     if (this.done) return null;
+    this.started = true;
     const input = this.input;
     for (;;) {
       const at = input.buf.indexOf(this.delimiter);

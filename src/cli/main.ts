@@ -1,4 +1,5 @@
 import { createWriteStream, mkdirSync, renameSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -185,6 +186,7 @@ function buildProgram(): Command {
         const bar = progressBar(`put ${repoName}@${branchName}`, total);
         const result = await client.commit(repoName, branchName, changesFrom(files, stdinDest), {
           message: opts.message,
+          author: localAuthor(),
           onProgress: (n) => bar.update(n),
         });
         bar.done();
@@ -212,7 +214,7 @@ function buildProgram(): Command {
           first.repo,
           first.branch,
           targets.map((t) => ({ op: 'delete' as const, path: t.ref.path })),
-          { message: opts.message || `rm ${targets.map((t) => t.ref.path).join(' ')}` },
+          { message: opts.message || `rm ${targets.map((t) => t.ref.path).join(' ')}`, author: localAuthor() },
         );
         if (opts.json) return printJson(result);
         process.stdout.write(`committed ${result.commit.slice(0, 12)} to ${result.repo}@${result.branch}: deleted ${result.deleted} path(s)\n`);
@@ -378,6 +380,16 @@ function branchRef(text: string, verb: string) {
   const ref = parseRef(text);
   if (ref.back > 0) throw new InvalidArgumentError(`${verb}: "${text}" points into history; ${verb} writes to a branch (REPO@BRANCH)`);
   return { repo: ref.repo, branch: ref.at ?? DEFAULT_BRANCH, ref, text };
+}
+
+/** The commit author: $STRATA_AUTHOR, else the local user name (sent to the server too). */
+function localAuthor(): string {
+  if (process.env.STRATA_AUTHOR) return process.env.STRATA_AUTHOR;
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER ?? 'unknown';
+  }
 }
 
 function collectLabel(value: string, labels: Record<string, string>) {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { userInfo } from 'node:os';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import {
   AlreadyExistsError,
@@ -482,7 +483,12 @@ export function commitId(r: CommitRecord): string {
 }
 
 function defaultAuthor(): string {
-  return process.env.STRATA_AUTHOR ?? process.env.USER ?? 'unknown';
+  if (process.env.STRATA_AUTHOR) return process.env.STRATA_AUTHOR;
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER ?? 'unknown';
+  }
 }
 
 async function insertIgnore<T extends 'files' | 'trees'>(

@@ -393,7 +393,6 @@ export class ChunkWriter {
   private async write(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<StoredFile> {
     this.checkUsable();
     this.synced = false;
-    this.fileHash = null;
     this.fileChunks = [];
     this.chunkLength = 0; // drops a partial chunk left by a failed write
     const chunker = new Chunker();

@@ -87,7 +87,7 @@ function send(req: Request): void {
   worker.postMessage(req);
 }
 
-function call(req: Request): Promise<string> {
+function call(req: Exclude<Request, { op: 'discard' }>): Promise<string> {
   return new Promise((resolve, reject) => {
     waiting.set(req.seq, { resolve, reject });
     send(req);

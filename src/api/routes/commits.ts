@@ -139,7 +139,7 @@ async function* changesOf(parts: AsyncIterable<Part>): AsyncGenerator<Change> {
       } catch (err) {
         throw new InvalidArgumentError(`multipart part name "${part.name.slice(0, 200)}" is not a valid URI-encoded path`, { cause: err });
       }
-      yield { op: 'put', path, content: part.body };
+      yield { op: 'put', path, content: part.arrived() ?? part.body };
     } else if (part.name === DELETE) {
       yield { op: 'delete', path: await readText(part, MAX_PATH_BYTES) };
     } else {

