@@ -24,7 +24,8 @@
 // so the chunk index can be rebuilt from the packs alone.
 //
 // Read path: locations are looked up 500 at a time, up to 4 chunks are read
-// ahead, and every chunk is re-hashed before it is returned.
+// ahead, and every chunk is re-hashed (WebCrypto, on libuv's thread pool, so
+// hashing overlaps the next reads) before it is returned.
 
 import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';

@@ -40,7 +40,10 @@ export class LocalObjectStore implements ObjectStore {
 
   async put(key: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const path = this.pathOf(key);
-    this.tmpReady ??= mkdir(join(this.root, TMP_DIR), { recursive: true });
+    this.tmpReady ??= mkdir(join(this.root, TMP_DIR), { recursive: true }).catch((err) => {
+      this.tmpReady = null; // retry on the next put
+      throw err;
+    });
     await this.tmpReady;
     const tmp = join(this.root, TMP_DIR, randomBytes(16).toString('hex'));
     try {
@@ -130,7 +133,10 @@ export class LocalObjectStore implements ObjectStore {
         files.map(async (path) => {
           await fsyncPath(path);
           // The new directory entries (and any directories mkdir created) must be durable too.
-          for (let dir = dirname(path); dir.length >= this.root.length; dir = dirname(dir)) dirs.add(dir);
+          for (let dir = dirname(path); dir.length >= this.root.length && !dirs.has(dir); dir = dirname(dir)) {
+            dirs.add(dir);
+            if (dir === dirname(dir)) break; // the filesystem root
+          }
         }),
       );
       await Promise.all([...dirs].map(fsyncPath));

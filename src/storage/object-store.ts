@@ -8,7 +8,10 @@ export interface ByteRange {
 }
 
 export interface ObjectStore {
-  /** Stores bytes under `key` atomically: a reader sees all of them or none. */
+  /**
+   * Stores bytes under `key` atomically: a reader sees all of them or none.
+   * Keeps no reference to `data` once it resolves (ChunkWriter reuses the buffers).
+   */
   put(key: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>;
   /** Reads an object, or a byte range of it. Throws NotFoundError if absent. */
   get(key: string, range?: ByteRange): Promise<Buffer>;

@@ -129,6 +129,25 @@ describe('ChunkStore', () => {
     assert.ok((await store.readAll(again[0]!.chunks)).equals(edited));
   });
 
+  it('serializes concurrent writes and survives a source that fails mid-file', async () => {
+    const a = randomBytes(5 * MiB);
+    const b = randomBytes(3 * MiB);
+    const writer = store.writer();
+    async function* failing() {
+      yield a.subarray(0, 2 * MiB);
+      throw new Error('disk went away');
+    }
+    const results = await Promise.allSettled([writer.writeStream(pieces(a, 100_000)), writer.writeStream(failing()), writer.writeBuffer(b)]);
+    assert.equal(results[1].status, 'rejected');
+    const [fileA, , fileB] = results.map((r) => (r.status === 'fulfilled' ? r.value : null));
+    await writer.flush();
+    await writer.record(meta.db);
+    assert.equal(fileA!.hash, sha256(a));
+    assert.equal(fileB!.hash, sha256(b));
+    assert.ok((await store.readAll(fileA!.chunks)).equals(a));
+    assert.ok((await store.readAll(fileB!.chunks)).equals(b));
+  });
+
   it('leaves no index rows when flushed but not recorded (a crash before commit)', async () => {
     const writer = store.writer();
     const file = await writer.writeBuffer(randomBytes(3 * MiB));
