@@ -7,9 +7,10 @@ import { Command, CommanderError, Option } from 'commander';
 import { exitCodeOf, InvalidArgumentError, StrataError } from '../errors.js';
 import { findHome, Instance } from '../instance.js';
 import { DEFAULT_BRANCH, parseRef } from '../data/refs.js';
-import type { StrataClient } from '../sdk/client.js';
+import type { PutResult, StrataClient } from '../sdk/client.js';
 import { localClient } from './local-client.js';
 import { changesFrom, expandFiles, planSources } from './sources.js';
+import { StatCache } from './stat-cache.js';
 import { formatBytes, progressBar } from './progress.js';
 import { printJson, printTable } from './output.js';
 
@@ -59,15 +60,18 @@ function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)');
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+  // `home` is set when the instance is opened in this process (no --server).
   const withClient = <A extends unknown[]>(fn: (client: StrataClient, ...args: A) => Promise<void>) =>
     async (...args: A) => {
-      const client = await openClient(globals());
+      const { client, home } = await openClient(globals());
+      localHome = home;
       try {
         await fn(client, ...args);
       } finally {
         await client.close();
       }
     };
+  let localHome: string | undefined;
 
   program
     .command('init')
@@ -184,11 +188,25 @@ function buildProgram(): Command {
         if (files.length === 0 && !stdinDest) throw new InvalidArgumentError(`nothing to put: ${paths.join(' ')} holds no files`);
         const total = files.reduce((s, f) => s + f.size, 0);
         const bar = progressBar(`put ${repoName}@${branchName}`, total);
-        const result = await client.commit(repoName, branchName, changesFrom(files, stdinDest), {
-          message: opts.message,
-          author: localAuthor(),
-          onProgress: (n) => bar.update(n),
-        });
+        const cache = localHome ? StatCache.open(localHome) : undefined;
+        let result: PutResult;
+        try {
+          result = await client.commit(repoName, branchName, changesFrom(files, stdinDest, cache), {
+            message: opts.message,
+            author: localAuthor(),
+            onProgress: (n) => bar.update(n),
+          });
+          if (cache?.hasPending) {
+            // Remember what the files hashed to, so an unchanged file is not read next time.
+            const committed = new Map<string, string>();
+            for (const s of plan) {
+              for (const f of await client.ls(`${repoName}@${result.commit}:${s.dest}`, { recursive: true })) committed.set(f.path, f.hash);
+            }
+            cache.commit(new Map(files.map((f) => [f.local, committed.get(f.dest) ?? ''])));
+          }
+        } finally {
+          cache?.close();
+        }
         bar.done();
         if (opts.json) return printJson(result);
         process.stdout.write(
@@ -366,13 +384,14 @@ function buildProgram(): Command {
   return program;
 }
 
-async function openClient(g: GlobalOptions): Promise<StrataClient> {
+async function openClient(g: GlobalOptions): Promise<{ client: StrataClient; home?: string }> {
   const server = g.server ?? process.env.STRATA_SERVER;
   if (server) {
     const { HttpClient } = await import('../sdk/http-client.js');
-    return new HttpClient(server, { token: process.env.STRATA_TOKEN });
+    return { client: new HttpClient(server, { token: process.env.STRATA_TOKEN }) };
   }
-  return localClient(await Instance.open(findHome(g.home), { database: g.database }));
+  const instance = await Instance.open(findHome(g.home), { database: g.database });
+  return { client: localClient(instance), home: instance.home };
 }
 
 /** A reference that must name a branch (put, rm): repo defaults to master; commits and ^/~ are refused. */

@@ -1,6 +1,7 @@
 import { createReadStream, lstatSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import type { FileStat, StatCache } from './stat-cache.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Change } from '../data/types.js';
 import { joinPath, normalizePath } from '../data/paths.js';
@@ -51,20 +52,37 @@ export function planSources(paths: string[], dest: string, destGiven: boolean): 
   return { plan, stdinDest };
 }
 
+export interface LocalFile {
+  /** Absolute local path. */
+  local: string;
+  dest: string;
+  size: number;
+  stat: FileStat;
+}
+
 /** Lists every regular file under the planned sources, in a stable order. Symlinks are skipped. */
-export function expandFiles(plan: PlannedSource[]): { local: string; dest: string; size: number }[] {
-  const out: { local: string; dest: string; size: number }[] = [];
+export function expandFiles(plan: PlannedSource[]): LocalFile[] {
+  const out: LocalFile[] = [];
+  const add = (local: string, dest: string) => {
+    const st = lstatSync(local, { bigint: true });
+    out.push({
+      local: resolve(local),
+      dest,
+      size: Number(st.size),
+      stat: { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino },
+    });
+  };
   const visit = (local: string, dest: string) => {
     const entries = readdirSync(local, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const e of entries) {
       const child = join(local, e.name);
       if (e.isDirectory()) visit(child, joinPath(dest, e.name));
-      else if (e.isFile()) out.push({ local: child, dest: joinPath(dest, e.name), size: lstatSync(child).size });
+      else if (e.isFile()) add(child, joinPath(dest, e.name));
     }
   };
   for (const s of plan) {
     if (s.stat.isDirectory()) visit(s.local, s.dest);
-    else out.push({ local: s.local, dest: s.dest, size: s.stat.size });
+    else add(s.local, s.dest);
   }
   return out;
 }
@@ -77,15 +95,13 @@ const READ_AHEAD = 32;
  * time ahead of the consumer, so disk reads overlap hashing; large files are
  * streamed in 4 MiB reads.
  */
-export async function* changesFrom(
-  files: { local: string; dest: string; size: number }[],
-  stdinDest?: string,
-): AsyncGenerator<Change> {
+export async function* changesFrom(files: LocalFile[], stdinDest?: string, cache?: StatCache): AsyncGenerator<Change> {
   if (stdinDest) yield { op: 'put', path: stdinDest, content: process.stdin };
+  const cached = files.map((f) => cache?.lookup(f.local, f.stat));
   const ahead = new Map<number, Promise<Buffer>>();
   const prefetch = (i: number) => {
     const f = files[i];
-    if (!f || f.size > SMALL || ahead.has(i)) return;
+    if (!f || cached[i] || f.size > SMALL || ahead.has(i)) return;
     const read = readFile(f.local);
     read.catch(() => {}); // surfaced when awaited below; never an unhandled rejection
     ahead.set(i, read);
@@ -94,6 +110,12 @@ export async function* changesFrom(
   for (let i = 0; i < files.length; i++) {
     const f = files[i]!;
     prefetch(i + READ_AHEAD);
+    const hash = cached[i];
+    if (hash) {
+      yield { op: 'link', path: f.dest, hash };
+      continue;
+    }
+    cache?.noteRead(f.local, f.stat);
     const pending = ahead.get(i);
     ahead.delete(i);
     if (pending) yield { op: 'put', path: f.dest, content: await pending };

@@ -172,12 +172,19 @@ export class DataService {
     let bytes = 0;
     let files = 0;
     let deleted = 0;
+    const links: { path: string; hash: string; index: number }[] = [];
     try {
       for await (const change of changes) {
         const path = normalizePath(change.path);
         if (change.op === 'delete') {
           treeChanges.push({ path, entry: null });
           deleted++;
+          continue;
+        }
+        if (change.op === 'link') {
+          links.push({ path, hash: change.hash, index: treeChanges.length });
+          treeChanges.push({ path, entry: null }); // filled in below, once the size is known
+          files++;
           continue;
         }
         const before = bytes;
@@ -196,6 +203,13 @@ export class DataService {
         files++;
       }
       if (treeChanges.length === 0) throw new InvalidArgumentError('nothing to commit: no files were given');
+      const sizes = await this.storedSizes(links.map((l) => l.hash));
+      for (const link of links) {
+        const size = sizes.get(link.hash);
+        if (size === undefined) throw new NotFoundError(`content ${link.hash} for ${link.path} is not stored in this instance; send the bytes instead`);
+        treeChanges[link.index] = { path: link.path, entry: { type: 'file', hash: link.hash, size } };
+        bytes += size;
+      }
       await writer.flush();
     } catch (err) {
       await writer.abort();
@@ -256,6 +270,17 @@ export class DataService {
       }
       await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));
     }
+  }
+
+  /** Sizes of stored content by hash; hashes this instance does not hold are absent. */
+  private async storedSizes(hashes: string[]): Promise<Map<string, number>> {
+    const unique = [...new Set(hashes)];
+    const sizes = new Map<string, number>();
+    for (let i = 0; i < unique.length; i += 500) {
+      const rows = await this.db.selectFrom('files').select(['hash', 'size']).where('hash', 'in', unique.slice(i, i + 500)).execute();
+      for (const r of rows) sizes.set(r.hash, Number(r.size));
+    }
+    return sizes;
   }
 
   private async branchHead(repo: string, branch: string): Promise<string | null> {

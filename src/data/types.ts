@@ -79,9 +79,14 @@ export interface FsckResult {
   problems: FsckProblem[];
 }
 
-/** One change in a commit: write a file at a repo path, or delete a path (file or directory). */
+/**
+ * One change in a commit: write a file at a repo path; place content this
+ * instance already stores (by its SHA-256) at a path without sending the
+ * bytes again; or delete a path (file or directory).
+ */
 export type Change =
   | { op: 'put'; path: string; content: AsyncIterable<Uint8Array> | Uint8Array }
+  | { op: 'link'; path: string; hash: string }
   | { op: 'delete'; path: string };
 
 export interface CommitOptions {
