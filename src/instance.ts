@@ -33,6 +33,7 @@ export class Instance {
     readonly home: string,
     readonly config: InstanceConfig,
     readonly meta: MetaDb,
+    private objects: LocalObjectStore,
     readonly data: DataService,
   ) {}
 
@@ -65,10 +66,11 @@ export class Instance {
     const meta = await openMetaDb(target);
     const objects = new LocalObjectStore(join(dir, 'objects'));
     const chunks = new ChunkStore(meta.db, objects);
-    return new Instance(dir, config, meta, new DataService(meta.db, chunks));
+    return new Instance(dir, config, meta, objects, new DataService(meta.db, chunks));
   }
 
   async close(): Promise<void> {
+    await this.objects.close();
     await this.meta.close();
   }
 }

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { codeFromStatus, statusOf, StrataError, type ErrorCode } from '../errors.js';
+import { statusOf, StrataError, type ErrorCode } from '../errors.js';
 
 // Every error leaves the API as {"error":{"code","message"}} with the status
 // of its code (errors.ts), so HttpClient can rebuild the same StrataError the
@@ -58,7 +58,7 @@ function translate(err: unknown, ctx: ErrorContext): [ErrorCode, string] {
       return ['INVALID_ARGUMENT', 'request body size did not match its content-length header'];
   }
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    const code = e.statusCode === 404 ? 'NOT_FOUND' : e.statusCode === 401 ? 'UNAUTHENTICATED' : e.statusCode === 403 ? 'FORBIDDEN' : codeFromStatus(400);
+    const code: ErrorCode = e.statusCode === 404 ? 'NOT_FOUND' : e.statusCode === 401 ? 'UNAUTHENTICATED' : e.statusCode === 403 ? 'FORBIDDEN' : 'INVALID_ARGUMENT';
     return [code, e.message ?? `request failed with HTTP ${e.statusCode}`];
   }
   logInternal(err, ctx);

@@ -107,19 +107,20 @@ export async function startServer(args: {
   logger?: boolean;
 }): Promise<RunningServer> {
   const host = args.host ?? '127.0.0.1';
+  const port = args.port ?? 7070;
   const app = buildServer(args.instance, { bodyLimit: args.bodyLimit, logger: args.logger });
   try {
-    await app.listen({ host, port: args.port ?? 7070 });
+    await app.listen({ host, port });
   } catch (err) {
     await app.close();
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new InvalidArgumentError(`cannot listen on ${host}:${args.port}: the port is in use (pick another with --port)`, { cause: err });
+    if (code === 'EADDRINUSE') throw new InvalidArgumentError(`cannot listen on ${host}:${port}: the port is in use (pick another with --port)`, { cause: err });
     if (code === 'EADDRNOTAVAIL') throw new InvalidArgumentError(`cannot listen on ${host}: no such local address (check --host)`, { cause: err });
-    if (code === 'EACCES') throw new InvalidArgumentError(`cannot listen on ${host}:${args.port}: permission denied (use a port above 1023)`, { cause: err });
+    if (code === 'EACCES') throw new InvalidArgumentError(`cannot listen on ${host}:${port}: permission denied (use a port above 1023)`, { cause: err });
     throw err;
   }
   const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : args.port;
+  const bound = typeof address === 'object' && address ? address.port : port;
   const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
-  return { url: `http://${shown}:${port}`, app, close: () => app.close() };
+  return { url: `http://${shown}:${bound}`, app, close: () => app.close() };
 }

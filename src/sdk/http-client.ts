@@ -115,7 +115,7 @@ export class HttpClient implements StrataClient {
       abort.abort(); // the server refused: stop sending the rest of the upload
       throw error;
     }
-    return (await res.json()) as PutResult;
+    return parseJson<PutResult>(res, `POST ${url.split('?')[0]}`);
   }
 
   inspectCommit(ref: string): Promise<CommitInfo> {
@@ -222,12 +222,7 @@ export class HttpClient implements StrataClient {
   }
 
   private async json<T>(method: string, path: string, opts: SendOptions = {}): Promise<T> {
-    const res = await this.send(method, path, opts);
-    try {
-      return (await res.json()) as T;
-    } catch (err) {
-      throw new StrataError('UNAVAILABLE', `the answer from ${this.base} to ${method} ${path} was cut off or is not JSON: ${reasonOf(err)}`, { cause: err });
-    }
+    return parseJson<T>(await this.send(method, path, opts), `${method} ${this.base}${path}`);
   }
 
   private async empty(method: string, path: string): Promise<void> {
@@ -247,6 +242,14 @@ export class HttpClient implements StrataClient {
 /** A path segment: repo and branch names are validated by the server; this only keeps the URL intact. */
 function seg(name: string): string {
   return encodeURIComponent(name);
+}
+
+async function parseJson<T>(res: Response, what: string): Promise<T> {
+  try {
+    return (await res.json()) as T;
+  } catch (err) {
+    throw new StrataError('UNAVAILABLE', `the answer to ${what} was cut off or is not JSON: ${reasonOf(err)}`, { cause: err });
+  }
 }
 
 /** The StrataError an error response describes. */
@@ -333,6 +336,7 @@ function reasonOf(err: unknown): string {
  *
  *   --B CRLF  Content-Disposition: form-data; name="put:<encodeURIComponent(path)>"; filename="<name>"
  *             Content-Type: application/octet-stream  CRLF CRLF  <content> CRLF
+ *   --B CRLF  Content-Disposition: form-data; name="link:<encodeURIComponent(path)>"  CRLF CRLF  <sha-256 hex> CRLF
  *   --B CRLF  Content-Disposition: form-data; name="delete"  CRLF CRLF  <path> CRLF
  *   --B-- CRLF
  *
@@ -372,6 +376,10 @@ class MultipartUpload {
     for await (const change of this.changes) {
       if (change.op === 'delete') {
         yield Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="delete"\r\n\r\n${change.path}\r\n`);
+        continue;
+      }
+      if (change.op === 'link') {
+        yield Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="link:${encodeURIComponent(change.path)}"\r\n\r\n${change.hash}\r\n`);
         continue;
       }
       const name = change.path.split('/').pop() || 'file';

@@ -166,6 +166,17 @@ describe('HTTP API', () => {
     );
   });
 
+  it('places already stored content at a new path by hash (link), without resending it', async () => {
+    await s.client.createRepo({ name: 'links' });
+    await s.client.commit('links', 'master', [put('/orig.txt', 'shared content')]);
+    const [orig] = await s.client.ls('links:/orig.txt');
+    const linked = await s.client.commit('links', 'master', [{ op: 'link', path: '/copy/of orig.txt', hash: orig!.hash }]);
+    assert.equal(linked.files, 1);
+    assert.equal(linked.new_bytes, 0);
+    assert.equal((await collect((await s.client.read('links:/copy/of orig.txt')).stream)).toString(), 'shared content');
+    await rejectsWith(s.client.commit('links', 'master', [{ op: 'link', path: '/x', hash: 'f'.repeat(64) }]), 'NOT_FOUND', /not stored/);
+  });
+
   it('accepts a commit built with standard FormData (what curl -F and browsers send)', async () => {
     await s.client.createRepo({ name: 'forms' });
     await s.client.commit('forms', 'master', [put('/old.txt', 'old')]);
@@ -230,6 +241,9 @@ describe('HTTP API', () => {
 
     r = await get('/api/v1/log?ref=docs&limit=zero');
     assert.match(r.body.error.message, /querystring\.limit must be integer/);
+
+    r = await get('/api/v1/ls?ref=docs&recursiv=true');
+    assert.match(r.body.error.message, /querystring has unknown field "recursiv"/);
 
     r = await get('/api/v1/nowhere');
     assert.deepEqual([r.status, r.body.error.code], [404, 'NOT_FOUND']);
@@ -344,6 +358,28 @@ describe('HTTP API', () => {
     assert.deepEqual(createRepo.requestBody.content['application/json'].schema.required, ['name']);
     assert.ok(doc.paths['/api/v1/repos/{repo}/branches/{branch}/commits'].post.requestBody.content['multipart/form-data']);
     assert.ok(doc.components.schemas.RepoInfo);
+  });
+});
+
+describe('unexpected failures', () => {
+  it('answer 500 INTERNAL with a generic message, and log the details', async () => {
+    const served = await serve();
+    const logged: unknown[][] = [];
+    const consoleError = console.error;
+    console.error = (...args: unknown[]) => void logged.push(args);
+    try {
+      await served.instance.close(); // the database is gone: every query now fails unexpectedly
+      const res = await fetch(`${served.url}/api/v1/repos`);
+      assert.equal(res.status, 500);
+      const body = await res.json();
+      assert.equal(body.error.code, 'INTERNAL');
+      assert.match(body.error.message, /^internal server error \(request [^)]+\); the server log has the details$/);
+      assert.equal(logged.length, 1);
+      assert.match(String(logged[0]![0]), /internal error on GET \/api\/v1\/repos/);
+    } finally {
+      console.error = consoleError;
+      await served.close();
+    }
   });
 });
 

@@ -8,14 +8,18 @@ import { branchParams, errorResponses, listOf, ref, refQuery } from '../schemas.
 // Commits: the streamed upload, and reading history.
 //
 // Upload convention (multipart/form-data, parts in order):
-//   a part named  put:<encodeURIComponent(repo path)>  whose body is the file's content;
+//   a part named  put:<encodeURIComponent(repo path)>   whose body is the file's content;
+//   a part named  link:<encodeURIComponent(repo path)>  whose (text) value is the SHA-256 of
+//                 content this instance already stores, placed at the path without resending it;
 //   a part named  delete  whose (text) value is a repo path to delete.
 // The parts become the stream of changes DataService.commit consumes, one at
 // a time as they arrive, so nothing is held whole in memory.
 
 const PUT = 'put:';
+const LINK = 'link:';
 const DELETE = 'delete';
 const MAX_PATH_BYTES = 64 * 1024;
+const MAX_HASH_BYTES = 1024;
 
 interface CommitQuery {
   message?: string;
@@ -35,6 +39,7 @@ export const commitRoutes: FastifyPluginAsync<{ data: DataService }> = async (ap
         summary: 'Commit files (streamed multipart upload); the branch is created if absent',
         description:
           'multipart/form-data body. Each file is a part named `put:` + encodeURIComponent(repo path) whose body is the content; ' +
+          'a text part named `link:` + encodeURIComponent(repo path) whose value is the SHA-256 of content already stored places it without resending; ' +
           'a text part named `delete` whose value is a repo path deletes that path. Parts are applied in order, in one atomic commit.',
         tags: ['commits'],
         params: branchParams,
@@ -64,6 +69,7 @@ export const commitRoutes: FastifyPluginAsync<{ data: DataService }> = async (ap
               type: 'object',
               properties: {
                 'put:%2Fpath%2Fto%2Ffile': { type: 'string', format: 'binary', description: 'file content (one part per file)' },
+                'link:%2Fpath%2Fto%2Ffile': { type: 'string', description: 'SHA-256 (hex) of content already stored (one part per file)' },
                 delete: { type: 'string', description: 'repo path to delete (repeatable)' },
               },
             },
@@ -91,7 +97,7 @@ export const commitRoutes: FastifyPluginAsync<{ data: DataService }> = async (ap
       schema: {
         summary: 'Inspect the commit a reference names',
         tags: ['commits'],
-        querystring: { type: 'object', required: ['ref'], properties: { ref: refQuery } },
+        querystring: { type: 'object', additionalProperties: false, required: ['ref'], properties: { ref: refQuery } },
         response: { 200: ref('CommitInfo'), ...errorResponses },
       },
     },
@@ -106,6 +112,7 @@ export const commitRoutes: FastifyPluginAsync<{ data: DataService }> = async (ap
         tags: ['commits'],
         querystring: {
           type: 'object',
+          additionalProperties: false,
           required: ['ref'],
           properties: { ref: refQuery, limit: { type: 'integer', minimum: 1, description: 'at most this many commits' } },
         },
@@ -121,7 +128,7 @@ export const commitRoutes: FastifyPluginAsync<{ data: DataService }> = async (ap
       schema: {
         summary: 'Files added, modified and deleted between two references',
         tags: ['commits'],
-        querystring: { type: 'object', required: ['from', 'to'], properties: { from: refQuery, to: refQuery } },
+        querystring: { type: 'object', additionalProperties: false, required: ['from', 'to'], properties: { from: refQuery, to: refQuery } },
         response: { 200: ref('DiffResult'), ...errorResponses },
       },
     },
@@ -133,20 +140,25 @@ export const commitRoutes: FastifyPluginAsync<{ data: DataService }> = async (ap
 async function* changesOf(parts: AsyncIterable<Part>): AsyncGenerator<Change> {
   for await (const part of parts) {
     if (part.name.startsWith(PUT)) {
-      let path: string;
-      try {
-        path = decodeURIComponent(part.name.slice(PUT.length));
-      } catch (err) {
-        throw new InvalidArgumentError(`multipart part name "${part.name.slice(0, 200)}" is not a valid URI-encoded path`, { cause: err });
-      }
-      yield { op: 'put', path, content: part.arrived() ?? part.body };
+      yield { op: 'put', path: pathIn(part.name, PUT), content: part.arrived() ?? part.body };
+    } else if (part.name.startsWith(LINK)) {
+      yield { op: 'link', path: pathIn(part.name, LINK), hash: (await readText(part, MAX_HASH_BYTES)).trim() };
     } else if (part.name === DELETE) {
       yield { op: 'delete', path: await readText(part, MAX_PATH_BYTES) };
     } else {
       throw new InvalidArgumentError(
-        `unexpected multipart part "${part.name.slice(0, 200)}": name each file part "put:" + the URI-encoded repo path, or send a "delete" field holding a path`,
+        `unexpected multipart part "${part.name.slice(0, 200)}": name each file part "put:" (or "link:") + the URI-encoded repo path, ` +
+          'or send a "delete" field holding a path',
       );
     }
+  }
+}
+
+function pathIn(name: string, prefix: string): string {
+  try {
+    return decodeURIComponent(name.slice(prefix.length));
+  } catch (err) {
+    throw new InvalidArgumentError(`multipart part name "${name.slice(0, 200)}" is not a valid URI-encoded path`, { cause: err });
   }
 }
 

@@ -23,6 +23,7 @@ export const fileRoutes: FastifyPluginAsync<{ data: DataService; errors: ErrorCo
         tags: ['files'],
         querystring: {
           type: 'object',
+          additionalProperties: false,
           required: ['ref'],
           properties: { ref: refQuery, recursive: { type: 'boolean', description: 'list every file below, not just the entries' } },
         },
@@ -41,7 +42,7 @@ export const fileRoutes: FastifyPluginAsync<{ data: DataService; errors: ErrorCo
           'If the walk fails after the response has started, the last line is {"error":{"code","message"}} instead of a FileInfo.',
         tags: ['files'],
         produces: ['application/x-ndjson'],
-        querystring: { type: 'object', required: ['ref'], properties: { ref: refQuery } },
+        querystring: { type: 'object', additionalProperties: false, required: ['ref'], properties: { ref: refQuery } },
         response: {
           200: { description: 'one FileInfo per line', content: { 'application/x-ndjson': { schema: { $ref: 'FileInfo#' } } } },
           ...errorResponses,
@@ -65,7 +66,7 @@ export const fileRoutes: FastifyPluginAsync<{ data: DataService; errors: ErrorCo
           'If stored data fails verification mid-transfer the connection is dropped: clients must check length and hash.',
         tags: ['files'],
         produces: ['application/octet-stream'],
-        querystring: { type: 'object', required: ['ref'], properties: { ref: refQuery } },
+        querystring: { type: 'object', additionalProperties: false, required: ['ref'], properties: { ref: refQuery } },
         response: {
           200: { description: 'the content', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
           ...errorResponses,
