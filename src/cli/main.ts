@@ -1,5 +1,4 @@
 import { createWriteStream, mkdirSync, renameSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -7,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { exitCodeOf, InvalidArgumentError, StrataError } from '../errors.js';
 import { findHome, Instance } from '../instance.js';
 import { DEFAULT_BRANCH, parseRef } from '../data/refs.js';
+import { defaultAuthor } from '../data/service.js';
 import type { PutResult, StrataClient } from '../sdk/client.js';
 import { localClient } from './local-client.js';
 import { changesFrom, expandFiles, planSources } from './sources.js';
@@ -193,7 +193,7 @@ function buildProgram(): Command {
         try {
           result = await client.commit(repoName, branchName, changesFrom(files, stdinDest, cache), {
             message: opts.message,
-            author: localAuthor(),
+            author: defaultAuthor(),
             onProgress: (n) => bar.update(n),
           });
           if (cache?.hasPending) {
@@ -232,7 +232,7 @@ function buildProgram(): Command {
           first.repo,
           first.branch,
           targets.map((t) => ({ op: 'delete' as const, path: t.ref.path })),
-          { message: opts.message || `rm ${targets.map((t) => t.ref.path).join(' ')}`, author: localAuthor() },
+          { message: opts.message || `rm ${targets.map((t) => t.ref.path).join(' ')}`, author: defaultAuthor() },
         );
         if (opts.json) return printJson(result);
         process.stdout.write(`committed ${result.commit.slice(0, 12)} to ${result.repo}@${result.branch}: deleted ${result.deleted} path(s)\n`);
@@ -399,16 +399,6 @@ function branchRef(text: string, verb: string) {
   const ref = parseRef(text);
   if (ref.back > 0) throw new InvalidArgumentError(`${verb}: "${text}" points into history; ${verb} writes to a branch (REPO@BRANCH)`);
   return { repo: ref.repo, branch: ref.at ?? DEFAULT_BRANCH, ref, text };
-}
-
-/** The commit author: $STRATA_AUTHOR, else the local user name (sent to the server too). */
-function localAuthor(): string {
-  if (process.env.STRATA_AUTHOR) return process.env.STRATA_AUTHOR;
-  try {
-    return userInfo().username;
-  } catch {
-    return process.env.USER ?? 'unknown';
-  }
 }
 
 function collectLabel(value: string, labels: Record<string, string>) {

@@ -507,7 +507,8 @@ export function commitId(r: CommitRecord): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
-function defaultAuthor(): string {
+/** The commit author when none is given: $STRATA_AUTHOR, else the local user name. */
+export function defaultAuthor(): string {
   if (process.env.STRATA_AUTHOR) return process.env.STRATA_AUTHOR;
   try {
     return userInfo().username;
