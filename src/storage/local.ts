@@ -30,7 +30,12 @@ interface CachedHandle {
 
 export class LocalObjectStore implements ObjectStore {
   readonly root: string;
-  private unsynced = new Set<string>();
+  /**
+   * Objects put since the last sync(), each with its fsync already started:
+   * flushing a pack while the next one is being filled spreads the disk
+   * writes over the whole put instead of paying for all of them at the end.
+   */
+  private unsynced = new Map<string, Promise<unknown>>();
   private handles = new Map<string, CachedHandle>(); // insertion order = least recently used first
   private tmpReady: Promise<unknown> | null = null;
 
@@ -60,7 +65,7 @@ export class LocalObjectStore implements ObjectStore {
       throw new StrataError('INTERNAL', `writing object ${key} under ${this.root} failed: ${(err as Error).message}`, { cause: err });
     }
     this.evict(path); // a cached handle would still read the replaced file
-    this.unsynced.add(path);
+    this.unsynced.set(path, fsyncPath(path).then(() => undefined, (err: unknown) => err ?? new Error('fsync failed')));
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer> {
@@ -125,13 +130,14 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   async sync(): Promise<void> {
-    const files = [...this.unsynced];
-    this.unsynced = new Set();
+    const pending = [...this.unsynced];
+    const files = pending.map(([path]) => path);
+    this.unsynced = new Map();
     const dirs = new Set<string>();
     try {
       await Promise.all(
-        files.map(async (path) => {
-          await fsyncPath(path);
+        pending.map(async ([path, eager]) => {
+          if (await eager) await fsyncPath(path); // the eager fsync failed: try once more, and report
           // The new directory entries (and any directories mkdir created) must be durable too.
           for (let dir = dirname(path); dir.length >= this.root.length && !dirs.has(dir); dir = dirname(dir)) {
             dirs.add(dir);
@@ -141,7 +147,7 @@ export class LocalObjectStore implements ObjectStore {
       );
       await Promise.all([...dirs].map(fsyncPath));
     } catch (err) {
-      for (const path of files) this.unsynced.add(path); // the next sync retries them
+      for (const path of files) this.unsynced.set(path, Promise.resolve(new Error('retry'))); // the next sync retries them
       throw new StrataError('INTERNAL', `syncing objects under ${this.root} failed: ${(err as Error).message}`, { cause: err });
     }
   }
