@@ -5,6 +5,10 @@ import { InvalidArgumentError, NotFoundError } from './errors.js';
 import { openMetaDb, type MetaDb } from './meta/db.js';
 import { ChunkStore } from './storage/chunk-store.js';
 import { LocalObjectStore } from './storage/local.js';
+import { createLocalExecutor } from './exec/executor.js';
+import { Lineage } from './lineage/graph.js';
+import { Scheduler } from './pipelines/scheduler.js';
+import { PipelineService } from './pipelines/service.js';
 
 // An instance is a directory (conventionally `.strata/`) holding config.json,
 // the embedded SQLite database (unless config names PostgreSQL) and the local
@@ -35,7 +39,20 @@ export class Instance {
     readonly meta: MetaDb,
     private objects: LocalObjectStore,
     readonly data: DataService,
+    readonly pipelines: PipelineService,
+    readonly lineage: Lineage,
   ) {}
+
+  private schedulerInstance?: Scheduler;
+
+  /** The scheduler, with the local executor; made on first use (it probes for bubblewrap). */
+  get scheduler(): Scheduler {
+    this.schedulerInstance ??= new Scheduler(this.meta.db, this.data, this.pipelines, createLocalExecutor(), {
+      scratch: join(this.home, 'scratch'),
+      hide: [this.home],
+    });
+    return this.schedulerInstance;
+  }
 
   /** Creates an instance directory. `database` overrides the embedded SQLite default. */
   static async init(home: string, opts: { database?: string } = {}): Promise<Instance> {
@@ -66,10 +83,12 @@ export class Instance {
     const meta = await openMetaDb(target);
     const objects = new LocalObjectStore(join(dir, 'objects'));
     const chunks = new ChunkStore(meta.db, objects);
-    return new Instance(dir, config, meta, objects, new DataService(meta.db, chunks));
+    const data = new DataService(meta.db, chunks);
+    return new Instance(dir, config, meta, objects, data, new PipelineService(meta.db, data), new Lineage(meta.db, data));
   }
 
   async close(): Promise<void> {
+    await this.schedulerInstance?.stop();
     await this.objects.close();
     await this.meta.close();
   }

@@ -5,6 +5,7 @@ import type { Instance } from '../instance.js';
 import { errorBody, type ErrorContext } from './errors.js';
 import { commitRoutes } from './routes/commits.js';
 import { fileRoutes } from './routes/files.js';
+import { pipelineRoutes } from './routes/pipelines.js';
 import { repoRoutes } from './routes/repos.js';
 import { systemRoutes } from './routes/system.js';
 import { sharedSchemas } from './schemas.js';
@@ -88,6 +89,7 @@ export function buildServer(instance: Instance, opts: ServerOptions = {}): Fasti
   app.register(repoRoutes, { data });
   app.register(commitRoutes, { data });
   app.register(fileRoutes, { data, errors });
+  app.register(pipelineRoutes, { instance });
   return app;
 }
 
@@ -105,6 +107,8 @@ export async function startServer(args: {
   port?: number;
   bodyLimit?: number;
   logger?: boolean;
+  /** Run pipeline jobs in this server (default true). */
+  scheduler?: boolean;
 }): Promise<RunningServer> {
   const host = args.host ?? '127.0.0.1';
   const port = args.port ?? 7070;
@@ -122,5 +126,13 @@ export async function startServer(args: {
   const address = app.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
   const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
-  return { url: `http://${shown}:${bound}`, app, close: () => app.close() };
+  if (args.scheduler !== false) args.instance.scheduler.start();
+  return {
+    url: `http://${shown}:${bound}`,
+    app,
+    close: async () => {
+      if (args.scheduler !== false) await args.instance.scheduler.stop();
+      await app.close();
+    },
+  };
 }

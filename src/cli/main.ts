@@ -1,4 +1,4 @@
-import { createWriteStream, mkdirSync, renameSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -7,7 +7,8 @@ import { exitCodeOf, InvalidArgumentError, StrataError } from '../errors.js';
 import { findHome, Instance } from '../instance.js';
 import { DEFAULT_BRANCH, parseRef } from '../data/refs.js';
 import { defaultAuthor } from '../data/service.js';
-import type { PutResult, StrataClient } from '../sdk/client.js';
+import type { JobInfo, PutResult, StrataClient } from '../sdk/client.js';
+import { parseSpecText } from '../pipelines/spec-text.js';
 import { localClient } from './local-client.js';
 import { changesFrom, expandFiles, planSources } from './sources.js';
 import { StatCache } from './stat-cache.js';
@@ -179,9 +180,10 @@ function buildProgram(): Command {
     .command('put <ref> <paths...>')
     .description('commit local files or directories (or - for stdin) to REPO[@BRANCH][:/dest]')
     .option('-m, --message <text>', 'commit message', '')
+    .option('--wait', 'then wait for the pipeline jobs this commit triggers (exit 1 if one fails)')
     .option('--json', 'print JSON')
     .action(
-      withClient(async (client, refText: string, paths: string[], opts: { message: string; json?: boolean }) => {
+      withClient(async (client, refText: string, paths: string[], opts: { message: string; wait?: boolean; json?: boolean }) => {
         const { repo: repoName, branch: branchName, ref } = branchRef(refText, 'put');
         const { plan, stdinDest } = planSources(paths, ref.path, ref.hasPath && ref.path !== '/' ? true : false);
         const files = expandFiles(plan);
@@ -208,11 +210,20 @@ function buildProgram(): Command {
           cache?.close();
         }
         bar.done();
-        if (opts.json) return printJson(result);
-        process.stdout.write(
-          `committed ${result.commit.slice(0, 12)} to ${result.repo}@${result.branch}: ${result.files} file(s), ` +
-            `${formatBytes(result.bytes)} (${formatBytes(result.new_bytes)} new)\n`,
-        );
+        if (!opts.json) {
+          process.stdout.write(
+            `committed ${result.commit.slice(0, 12)} to ${result.repo}@${result.branch}: ${result.files} file(s), ` +
+              `${formatBytes(result.bytes)} (${formatBytes(result.new_bytes)} new)\n`,
+          );
+        }
+        if (opts.wait) {
+          const jobs = await client.wait(`${result.repo}@${result.commit}`);
+          if (opts.json) printJson({ ...result, jobs });
+          else reportJobs(jobs, false);
+          if (jobs.some((j) => j.state !== 'success')) process.exitCode = 1;
+          return;
+        }
+        if (opts.json) printJson(result);
       }),
     );
   program
@@ -360,6 +371,158 @@ function buildProgram(): Command {
       }),
     );
 
+  // ---- pipelines ----
+  const pipelineCmd = program.command('pipeline').description('data-driven pipelines (Pachyderm spec format)');
+  for (const verb of ['create', 'update'] as const) {
+    const cmd = pipelineCmd
+      .command(verb)
+      .description(verb === 'create' ? 'create a pipeline from a YAML or JSON spec' : 'change a pipeline (a new version); unchanged datums are reused')
+      .requiredOption('-f, --file <file>', 'the spec (YAML or JSON; - for stdin)')
+      .option('--json', 'print JSON');
+    if (verb === 'update') cmd.option('--reprocess', 'process every datum again, even those that already succeeded');
+    cmd.action(
+      withClient(async (client, opts: { file: string; json?: boolean; reprocess?: boolean }) => {
+        const spec = readSpecFile(opts.file);
+        const info = await client.createPipeline(spec, { update: verb === 'update', reprocess: opts.reprocess });
+        if (opts.json) return printJson(info);
+        process.stdout.write(`${verb === 'create' ? 'created' : 'updated'} pipeline ${info.name} (version ${info.version}), output repo ${info.name}\n`);
+      }),
+    );
+  }
+  pipelineCmd
+    .command('list')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, opts: { json?: boolean }) => {
+        const list = await client.listPipelines();
+        if (opts.json) return printJson(list);
+        printTable(
+          ['NAME', 'VERSION', 'INPUTS', 'LAST JOB', 'STATE', 'DESCRIPTION'],
+          list.map((p) => [p.name, String(p.version), p.inputs.join(','), p.last_job ? `${p.last_job.id.slice(0, 12)} ${p.last_job.state}` : '-', p.state, p.description]),
+        );
+      }),
+    );
+  pipelineCmd
+    .command('inspect <name>')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, name: string, opts: { json?: boolean }) => {
+        const p = await client.inspectPipeline(name);
+        if (opts.json) return printJson(p);
+        process.stdout.write(
+          `Name: ${p.name}\nVersion: ${p.version}\nDescription: ${p.description}\nCreator: ${p.creator}\nInputs: ${p.inputs.join(', ')}\n` +
+            `State: ${p.state}\nLast job: ${p.last_job ? `${p.last_job.id} (${p.last_job.state})` : '-'}\nSpec:\n${JSON.stringify(p.spec, null, 2)}\n`,
+        );
+      }),
+    );
+  pipelineCmd
+    .command('delete <name>')
+    .description('delete a pipeline, its jobs and its output repo')
+    .action(
+      withClient(async (client, name: string) => {
+        await client.deletePipeline(name);
+        process.stdout.write(`deleted pipeline ${name}\n`);
+      }),
+    );
+
+  const jobCmd = program.command('job').description('pipeline jobs');
+  jobCmd
+    .command('list')
+    .option('--pipeline <name>', 'only this pipeline')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, opts: { pipeline?: string; json?: boolean }) => {
+        const jobs = await client.listJobs({ pipeline: opts.pipeline });
+        if (opts.json) return printJson(jobs);
+        printTable(
+          ['ID', 'PIPELINE', 'STATE', 'DATUMS (done/skipped/failed/total)', 'COMMIT SET', 'CREATED'],
+          jobs.map((j) => [j.id.slice(0, 12), j.pipeline, j.state, `${j.datums.processed}/${j.datums.skipped}/${j.datums.failed}/${j.datums.total}`, j.commit_set.slice(0, 12), j.created]),
+        );
+      }),
+    );
+  jobCmd
+    .command('inspect <id>')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, id: string, opts: { json?: boolean }) => {
+        const j = await client.inspectJob(id);
+        if (opts.json) return printJson(j);
+        process.stdout.write(
+          `Job: ${j.id}\nPipeline: ${j.pipeline} (version ${j.pipeline_version})\nState: ${j.state}${j.reason ? ` — ${j.reason}` : ''}\n` +
+            `Commit set: ${j.commit_set}\nInputs: ${j.inputs.map((i) => `${i.name}=${i.repo}@${i.commit.slice(0, 12)}`).join(', ')}\n` +
+            `Output commit: ${j.output_commit ?? '-'}\nDatums: ${j.datums.total} total, ${j.datums.processed} processed, ${j.datums.skipped} skipped, ` +
+            `${j.datums.failed} failed, ${j.datums.recovered} recovered\nCreated: ${j.created}\nStarted: ${j.started ?? '-'}\nFinished: ${j.finished ?? '-'}\n`,
+        );
+        if (j.failed_datum) process.stdout.write(`Failed datum: ${j.failed_datum.id}\n  ${j.failed_datum.error}\n--- output tail ---\n${j.failed_datum.log_tail}\n`);
+      }),
+    );
+  jobCmd
+    .command('stop <id>')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, id: string, opts: { json?: boolean }) => {
+        const j = await client.stopJob(id);
+        if (opts.json) return printJson(j);
+        process.stdout.write(`job ${j.id}: ${j.state}\n`);
+      }),
+    );
+  program
+    .command('datum')
+    .description('datums of a job')
+    .command('list <job>')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, jobId: string, opts: { json?: boolean }) => {
+        const datums = await client.listDatums(jobId);
+        if (opts.json) return printJson(datums);
+        printTable(
+          ['ID', 'STATE', 'ATTEMPTS', 'TIME', 'INPUTS'],
+          datums.map((d) => [d.id.slice(0, 12), d.state, String(d.attempts), `${(d.duration_ms / 1000).toFixed(2)} s`, d.inputs.map((i) => `${i.name}:${i.path}`).join(' ')]),
+        );
+      }),
+    );
+  program
+    .command('logs <job>')
+    .description("print what a job's datums wrote to stdout and stderr")
+    .option('--datum <id>', 'only this datum (id or prefix)')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, jobId: string, opts: { datum?: string; json?: boolean }) => {
+        const logs = await client.logs(jobId, opts.datum);
+        if (opts.json) return printJson(logs);
+        for (const l of logs) process.stdout.write(`=== datum ${l.datum.slice(0, 12)} (${l.state}) ===\n${l.log}${l.log.endsWith('\n') || !l.log ? '' : '\n'}`);
+      }),
+    );
+  program
+    .command('wait [ref]')
+    .description('wait for the jobs of the commit set REF belongs to (all jobs when omitted); exit 1 if any failed')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, ref: string | undefined, opts: { json?: boolean }) => {
+        const jobs = await client.wait(ref);
+        reportJobs(jobs, opts.json);
+      }),
+    );
+  program
+    .command('lineage <ref>')
+    .description('the graph of commits and jobs upstream and/or downstream of a commit')
+    .option('--upstream', 'only what REF was made from')
+    .option('--downstream', 'only what was made from REF')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, ref: string, opts: { upstream?: boolean; downstream?: boolean; json?: boolean }) => {
+        const direction = opts.upstream && !opts.downstream ? 'upstream' : opts.downstream && !opts.upstream ? 'downstream' : 'both';
+        const g = await client.lineage(ref, { direction });
+        if (opts.json) return printJson(g);
+        const label = (id: string) => {
+          const n = g.nodes.find((x) => x.id === id);
+          return n?.kind === 'job' ? `job ${id.slice(4, 16)} (${n.pipeline}, ${n.state})` : id.replace(/@([0-9a-f]{12})[0-9a-f]+$/, '@$1');
+        };
+        for (const e of g.edges) process.stdout.write(`${label(e.from)} -> ${label(e.to)}\n`);
+        if (g.edges.length === 0) process.stdout.write(`${label(g.nodes[0]!.id)} has no lineage in that direction\n`);
+      }),
+    );
+
   // ---- server ----
   program
     .command('server')
@@ -382,6 +545,32 @@ function buildProgram(): Command {
     });
 
   return program;
+}
+
+function reportJobs(jobs: JobInfo[], json?: boolean) {
+  if (json) printJson(jobs);
+  else {
+    for (const j of jobs) {
+      const d = j.datums;
+      process.stdout.write(
+        `job ${j.id.slice(0, 12)} ${j.pipeline}: ${j.state} (${d.processed} processed, ${d.skipped} skipped, ${d.failed} failed of ${d.total})` +
+          `${j.output_commit ? ` -> ${j.pipeline}@${j.output_commit.slice(0, 12)}` : ''}${j.reason ? ` — ${j.reason}` : ''}\n`,
+      );
+    }
+    if (jobs.length === 0) process.stdout.write('no jobs\n');
+  }
+  if (jobs.some((j) => j.state === 'failure' || j.state === 'killed')) process.exitCode = 1;
+}
+
+/** Reads a pipeline spec file (YAML or JSON, or - for stdin) into an object; the server validates it. */
+function readSpecFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read spec file "${file}": ${(err as Error).message}`);
+  }
+  return parseSpecText(text, file);
 }
 
 async function openClient(g: GlobalOptions): Promise<{ client: StrataClient; home?: string }> {

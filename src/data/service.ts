@@ -11,6 +11,7 @@ import {
 } from '../errors.js';
 import type { Schema } from '../meta/schema.js';
 import type { ChunkStore } from '../storage/chunk-store.js';
+import { ContentStage } from './stage.js';
 import { checkName, normalizePath } from './paths.js';
 import { DEFAULT_BRANCH, parseRef, type Ref } from './refs.js';
 import { applyChanges, decodeTree, diffTrees, EMPTY_TREE_ID, encodeTree, treeId, TreeReader, type TreeChange } from './tree.js';
@@ -47,12 +48,24 @@ interface Resolved {
 
 export class DataService {
   readonly trees: TreeReader;
+  private listeners = new Set<(event: CommitEvent) => void>();
 
   constructor(
     private db: Kysely<Schema>,
     private chunks: ChunkStore,
   ) {
     this.trees = new TreeReader(db);
+  }
+
+  /** Calls `listener` after every commit this process makes; returns the unsubscribe function. */
+  onCommit(listener: (event: CommitEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Stores content without committing it, for writers that commit later (pipeline jobs). */
+  stage(): ContentStage {
+    return new ContentStage(this.db, this.chunks);
   }
 
   // ---- repos ----
@@ -202,7 +215,7 @@ export class DataService {
         treeChanges.push({ path, entry: { type: 'file', hash: stored.hash, size: stored.size } });
         files++;
       }
-      if (treeChanges.length === 0) throw new InvalidArgumentError('nothing to commit: no files were given');
+      if (treeChanges.length === 0 && !opts.replace) throw new InvalidArgumentError('nothing to commit: no files were given');
       const sizes = await this.storedSizes(links.map((l) => l.hash));
       for (const link of links) {
         const size = sizes.get(link.hash);
@@ -219,7 +232,8 @@ export class DataService {
     for (let attempt = 0; ; attempt++) {
       const parent = await this.branchHead(repo, branch);
       const parentCommit = parent ? await this.commitById(parent) : null;
-      const { root, size, nodes } = await applyChanges(this.trees, parentCommit?.tree ?? EMPTY_TREE_ID, treeChanges);
+      const base = opts.replace ? EMPTY_TREE_ID : (parentCommit?.tree ?? EMPTY_TREE_ID);
+      const { root, nodes } = await applyChanges(this.trees, base, treeChanges);
       const record = {
         repo,
         tree: root,
@@ -258,11 +272,21 @@ export class DataService {
           .executeTakeFirstOrThrow();
         await trx
           .insertInto('commits')
-          .values({ id, ...record, parents: JSON.stringify(record.parents), provenance: JSON.stringify(record.provenance), seq: Number(seq.next) })
+          .values({
+            id,
+            ...record,
+            parents: JSON.stringify(record.parents),
+            provenance: JSON.stringify(record.provenance),
+            seq: Number(seq.next),
+            commit_set: opts.commitSet ?? id,
+            job: opts.job ?? null,
+          })
           .execute();
         return true;
       });
       if (moved) {
+        const event: CommitEvent = { repo, branch, commit: id, commitSet: opts.commitSet ?? id };
+        for (const listener of this.listeners) listener(event);
         return { commit: id, repo, branch, files, deleted, bytes, new_bytes: writer.stats.newBytes };
       }
       if (attempt >= MAX_COMMIT_RETRIES) {
@@ -300,6 +324,8 @@ export class DataService {
       author: row.author,
       time: row.time,
       provenance: JSON.parse(row.provenance) as Provenance[],
+      commit_set: row.commit_set ?? row.id,
+      job: row.job ?? null,
       tree: row.tree,
       size: root.reduce((sum, e) => sum + e.size, 0),
     };
@@ -491,6 +517,13 @@ export class DataService {
   }
 }
 
+export interface CommitEvent {
+  repo: string;
+  branch: string;
+  commit: string;
+  commitSet: string;
+}
+
 interface CommitRecord {
   repo: string;
   tree: string;
@@ -517,7 +550,7 @@ export function defaultAuthor(): string {
   }
 }
 
-async function insertIgnore<T extends 'files' | 'trees'>(
+export async function insertIgnore<T extends 'files' | 'trees'>(
   trx: Transaction<Schema>,
   table: T,
   rows: Schema[T][],

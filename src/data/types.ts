@@ -40,6 +40,10 @@ export interface CommitInfo {
   author: string;
   time: string;
   provenance: Provenance[];
+  /** The user commit this one descends from (Pachyderm's global id); itself for user commits. */
+  commit_set: string;
+  /** The pipeline job that made this commit, if any. */
+  job: string | null;
   tree: string;
   size: number;
 }
@@ -93,6 +97,12 @@ export interface CommitOptions {
   message?: string;
   author?: string;
   provenance?: Provenance[];
+  /** The commit's tree is exactly the given files: nothing is carried over from the parent. */
+  replace?: boolean;
+  /** Commit set this commit belongs to (default: its own id, as for a user commit). */
+  commitSet?: string;
+  /** The job that makes this commit. */
+  job?: string;
   /** Called with the running total of bytes read from the sources. */
   onProgress?: (bytes: number) => void;
 }

@@ -24,7 +24,9 @@ export interface CommitTable {
   message: string;
   author: string;
   time: string; // ISO-8601
-  seq: number; // insertion order within the instance, for stable log order
+  seq: number; // insertion order within the repo, for stable log order
+  commit_set: string | null; // the user commit this one descends from (itself for user commits)
+  job: string | null; // the pipeline job that made it
 }
 
 /** Content-addressed directory node: id = SHA-256 of `entries`. */
@@ -55,6 +57,75 @@ export interface PackTable {
   created_at: string;
 }
 
+export interface PipelineTable {
+  name: string;
+  version: number;
+  spec: string; // normalized JSON
+  spec_hash: string;
+  creator: string;
+  stopped: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PipelineVersionTable {
+  pipeline: string;
+  version: number;
+  spec: string;
+  spec_hash: string;
+  created_at: string;
+}
+
+export interface JobTable {
+  id: string;
+  pipeline: string;
+  version: number;
+  input_key: string; // hash of version + input commits: one job per distinct key
+  inputs: string; // JSON [{name, repo, branch, commit}]
+  commit_set: string;
+  state: string; // created | running | success | failure | killed
+  reason: string;
+  output_commit: string | null;
+  total: number;
+  processed: number;
+  skipped: number;
+  failed: number;
+  recovered: number;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  /** While running: the time until which the runner's lease holds (renewed every few seconds). */
+  lease_until: string | null;
+  seq: number;
+}
+
+export interface DatumTable {
+  job: string;
+  id: string;
+  state: string; // success | skipped | failed | recovered
+  inputs: string; // JSON [{name, repo, path}]
+  attempts: number;
+  duration_ms: number;
+  error: string;
+  log: string; // tail of stdout + stderr
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface JobInputTable {
+  job: string;
+  name: string;
+  repo: string;
+  commit: string;
+}
+
+export interface DatumOutputTable {
+  pipeline: string;
+  datum: string;
+  files: string; // JSON [{path, hash, size}]
+  job: string;
+}
+
 export interface Schema {
   repos: RepoTable;
   branches: BranchTable;
@@ -63,4 +134,10 @@ export interface Schema {
   files: FileTable;
   chunks: ChunkTable;
   packs: PackTable;
+  pipelines: PipelineTable;
+  pipeline_versions: PipelineVersionTable;
+  jobs: JobTable;
+  datums: DatumTable;
+  datum_outputs: DatumOutputTable;
+  job_inputs: JobInputTable;
 }

@@ -10,6 +10,8 @@ import type {
   PutResult,
   RepoInfo,
 } from '../data/types.js';
+import type { DatumInfo, JobInfo, PipelineInfo } from '../pipelines/types.js';
+import type { LineageGraph } from '../lineage/graph.js';
 
 // What the CLI (and any program) can do with Strata. Two implementations:
 // in-process over an Instance (cli/local-client.ts) and over HTTP
@@ -39,10 +41,34 @@ export interface StrataClient {
   read(ref: string): Promise<{ info: FileInfo; stream: AsyncIterable<Buffer> }>;
 
   fsck(): Promise<FsckResult>;
+
+  // ---- pipelines (issue 3) ----
+  /** `spec` is the parsed YAML/JSON document. */
+  createPipeline(spec: unknown, opts?: { update?: boolean; reprocess?: boolean }): Promise<PipelineInfo>;
+  listPipelines(): Promise<PipelineInfo[]>;
+  inspectPipeline(name: string): Promise<PipelineInfo>;
+  deletePipeline(name: string): Promise<void>;
+  listJobs(opts?: { pipeline?: string; commitSet?: string }): Promise<JobInfo[]>;
+  inspectJob(id: string): Promise<JobInfo>;
+  stopJob(id: string): Promise<JobInfo>;
+  listDatums(job: string): Promise<DatumInfo[]>;
+  logs(job: string, datum?: string): Promise<{ datum: string; state: string; log: string }[]>;
+  /**
+   * Waits until every job of a commit set (the one `ref` resolves to; all jobs
+   * when omitted) has finished, driving the scheduler in-process when no
+   * server runs one. Returns those jobs.
+   */
+  wait(ref?: string): Promise<JobInfo[]>;
+  lineage(ref: string, opts?: { direction?: 'upstream' | 'downstream' | 'both' }): Promise<LineageGraph>;
+
   close(): Promise<void>;
 }
 
 export type {
+  DatumInfo,
+  JobInfo,
+  LineageGraph,
+  PipelineInfo,
   BranchInfo,
   Change,
   CommitInfo,

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type { DatumInfo, JobInfo, LineageGraph, PipelineInfo } from './client.js';
 import type {
   BranchInfo,
   Change,
@@ -184,6 +185,52 @@ export class HttpClient implements StrataClient {
 
   fsck(): Promise<FsckResult> {
     return this.json('POST', '/api/v1/fsck');
+  }
+
+  // ---- pipelines ----
+
+  createPipeline(spec: unknown, opts: { update?: boolean; reprocess?: boolean } = {}): Promise<PipelineInfo> {
+    return this.json('POST', '/api/v1/pipelines', { json: { spec, update: opts.update, reprocess: opts.reprocess } });
+  }
+
+  listPipelines(): Promise<PipelineInfo[]> {
+    return this.json('GET', '/api/v1/pipelines');
+  }
+
+  inspectPipeline(name: string): Promise<PipelineInfo> {
+    return this.json('GET', `/api/v1/pipelines/${seg(name)}`);
+  }
+
+  async deletePipeline(name: string): Promise<void> {
+    await this.empty('DELETE', `/api/v1/pipelines/${seg(name)}`);
+  }
+
+  listJobs(opts: { pipeline?: string; commitSet?: string } = {}): Promise<JobInfo[]> {
+    return this.json('GET', '/api/v1/jobs', { query: { pipeline: opts.pipeline, commit_set: opts.commitSet } });
+  }
+
+  inspectJob(id: string): Promise<JobInfo> {
+    return this.json('GET', `/api/v1/jobs/${seg(id)}`);
+  }
+
+  stopJob(id: string): Promise<JobInfo> {
+    return this.json('POST', `/api/v1/jobs/${seg(id)}/stop`);
+  }
+
+  listDatums(job: string): Promise<DatumInfo[]> {
+    return this.json('GET', `/api/v1/jobs/${seg(job)}/datums`);
+  }
+
+  logs(job: string, datum?: string): Promise<{ datum: string; state: string; log: string }[]> {
+    return this.json('GET', `/api/v1/jobs/${seg(job)}/logs`, { query: { datum } });
+  }
+
+  wait(ref?: string): Promise<JobInfo[]> {
+    return this.json('POST', '/api/v1/wait', { json: ref ? { ref } : {} });
+  }
+
+  lineage(ref: string, opts: { direction?: 'upstream' | 'downstream' | 'both' } = {}): Promise<LineageGraph> {
+    return this.json('GET', '/api/v1/lineage', { query: { ref, direction: opts.direction } });
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,236 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { sql, type Kysely } from 'kysely';
+import type { DataService } from '../data/service.js';
+import type { Executor } from '../exec/executor.js';
+import type { JobTable, Schema } from '../meta/schema.js';
+import { runJob, type JobInput } from './job-runner.js';
+import type { PipelineService } from './service.js';
+import { inputRepos, type PipelineSpec } from './spec.js';
+
+// Decides which jobs should exist and runs them.
+//
+// The rule is declarative, so it survives crashes and needs no event log:
+// for every pipeline, the heads of its input branches name one job
+// (key = spec version + input commits). reconcile() creates the jobs that
+// are missing; runNext() claims the oldest created job with a compare-and-swap
+// and runs it under a lease that it renews; a job whose lease ran out (its
+// runner died) is taken up again, reusing every datum output it persisted.
+// Upstream output commits move downstream input branches, so draining
+// (reconcile + run until idle) walks the whole DAG of a commit set.
+
+const LEASE_MS = 15_000;
+const RENEW_MS = 3_000;
+
+export interface SchedulerOptions {
+  scratch: string;
+  hide: string[];
+}
+
+export class Scheduler {
+  private running = new Map<string, AbortController>();
+  private loop?: { stop: boolean; wake: () => void; done: Promise<void> };
+
+  constructor(
+    private db: Kysely<Schema>,
+    private data: DataService,
+    private pipelines: PipelineService,
+    private executor: Executor,
+    private opts: SchedulerOptions,
+  ) {}
+
+  /** Creates the jobs the current input heads call for. Returns how many were created. */
+  async reconcile(): Promise<number> {
+    let created = 0;
+    const rows = await this.db.selectFrom('pipelines').select(['name', 'version', 'spec']).where('stopped', '=', 0).orderBy('name').execute();
+    for (const p of rows) {
+      const spec = JSON.parse(p.spec) as PipelineSpec;
+      const inputs: JobInput[] = [];
+      let newest: { time: string; commitSet: string } | undefined;
+      let ready = true;
+      for (const i of inputRepos(spec)) {
+        const branch = await this.db.selectFrom('branches').select('head').where('repo', '=', i.repo).where('name', '=', i.branch).executeTakeFirst();
+        if (!branch?.head) {
+          ready = false; // Pachyderm waits until every input has a commit
+          break;
+        }
+        const c = await this.db.selectFrom('commits').select(['time', 'commit_set', 'id']).where('id', '=', branch.head).executeTakeFirstOrThrow();
+        inputs.push({ name: i.name, repo: i.repo, branch: i.branch, commit: c.id });
+        if (!newest || c.time > newest.time) newest = { time: c.time, commitSet: c.commit_set ?? c.id };
+      }
+      if (!ready || !newest) continue;
+      const key = createHash('sha256')
+        .update(JSON.stringify([p.version, inputs.map((i) => [i.name, i.commit]).sort()]))
+        .digest('hex');
+      const exists = await this.db.selectFrom('jobs').select('id').where('pipeline', '=', p.name).where('input_key', '=', key).executeTakeFirst();
+      if (exists) continue;
+      const seq = await this.db.selectFrom('jobs').select(sql<number>`coalesce(max(seq), 0) + 1`.as('next')).executeTakeFirstOrThrow();
+      const id = randomBytes(16).toString('hex');
+      const inserted = await this.db.transaction().execute(async (trx) => {
+        const res = await trx
+          .insertInto('jobs')
+          .values({
+            id,
+            pipeline: p.name,
+            version: p.version,
+            input_key: key,
+            inputs: JSON.stringify(inputs),
+            commit_set: newest.commitSet,
+            state: 'created',
+            reason: '',
+            total: 0,
+            processed: 0,
+            skipped: 0,
+            failed: 0,
+            recovered: 0,
+            created_at: new Date().toISOString(),
+            seq: Number(seq.next),
+          })
+          .onConflict((oc) => oc.columns(['pipeline', 'input_key']).doNothing()) // another process reconciled first
+          .executeTakeFirst();
+        if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0) return false;
+        await trx.insertInto('job_inputs').values(inputs.map((i) => ({ job: id, name: i.name, repo: i.repo, commit: i.commit }))).execute();
+        return true;
+      });
+      if (!inserted) continue;
+      created++;
+    }
+    return created;
+  }
+
+  /** Claims and runs the oldest runnable job. Returns false when there was none. */
+  async runNext(): Promise<boolean> {
+    const now = new Date().toISOString();
+    const candidates = await this.db
+      .selectFrom('jobs')
+      .selectAll()
+      .where((eb) => eb.or([eb('state', '=', 'created'), eb.and([eb('state', '=', 'running'), eb('lease_until', '<', now)])]))
+      .orderBy('seq')
+      .limit(10)
+      .execute();
+    for (const job of candidates) {
+      const lease = new Date(Date.now() + LEASE_MS).toISOString();
+      const claimed = await this.db
+        .updateTable('jobs')
+        .set({ state: 'running', lease_until: lease, started_at: job.started_at ?? now })
+        .where('id', '=', job.id)
+        .where('state', '=', job.state)
+        .where((eb) => (job.lease_until ? eb('lease_until', '=', job.lease_until) : eb('lease_until', 'is', null)))
+        .executeTakeFirst();
+      if (Number(claimed.numUpdatedRows) === 0) continue; // another runner took it
+      await this.run({ ...job, state: 'running', lease_until: lease });
+      return true;
+    }
+    return false;
+  }
+
+  /** Reconciles and runs jobs until there is nothing left to do. */
+  async drain(): Promise<void> {
+    for (;;) {
+      await this.reconcile();
+      if (!(await this.runNext())) {
+        // Jobs held by another live runner: wait for them rather than returning early.
+        const busy = await this.db.selectFrom('jobs').select('id').where('state', 'in', ['created', 'running']).limit(1).executeTakeFirst();
+        if (!busy) return;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /**
+   * Waits until no job of the commit set (of any, when omitted) is created or
+   * running. Reconciles on every turn, so downstream jobs that an upstream
+   * output commit calls for are waited on too. Jobs are run by whichever
+   * scheduler loop is active (drain() in this process, or a server's).
+   */
+  async waitIdle(commitSet?: string, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      await this.reconcile();
+      let q = this.db.selectFrom('jobs').select('id').where('state', 'in', ['created', 'running']);
+      if (commitSet) q = q.where('commit_set', '=', commitSet);
+      if (!(await q.limit(1).executeTakeFirst())) return;
+      if (signal?.aborted) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Server mode: run jobs as commits arrive, and reconcile every second for commits made by other processes. */
+  start(): void {
+    if (this.loop) return;
+    let wake = () => {};
+    const state = { stop: false, wake: () => wake(), done: Promise.resolve() };
+    const unsubscribe = this.data.onCommit(() => state.wake());
+    state.done = (async () => {
+      while (!state.stop) {
+        try {
+          await this.reconcile();
+          while (!state.stop && (await this.runNext())) await this.reconcile();
+        } catch (err) {
+          process.stderr.write(`strata scheduler: ${(err as Error).message}\n`);
+        }
+        if (state.stop) break;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000);
+          wake = () => (clearTimeout(timer), resolve());
+        });
+      }
+      unsubscribe();
+    })();
+    this.loop = state;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.loop) return;
+    this.loop.stop = true;
+    this.loop.wake();
+    for (const c of this.running.values()) c.abort('scheduler shutting down');
+    await this.loop.done;
+    this.loop = undefined;
+  }
+
+  private async run(job: JobTable): Promise<void> {
+    const controller = new AbortController();
+    this.running.set(job.id, controller);
+    const dir = join(this.opts.scratch, job.id);
+    let timeout: NodeJS.Timeout | undefined;
+    // Renew the lease, and notice a `job stop` made by any process.
+    const renew = setInterval(async () => {
+      try {
+        const row = await this.db.selectFrom('jobs').select('state').where('id', '=', job.id).executeTakeFirst();
+        if (row?.state === 'killed') controller.abort('stopped by user');
+        else await this.db.updateTable('jobs').set({ lease_until: new Date(Date.now() + LEASE_MS).toISOString() }).where('id', '=', job.id).execute();
+      } catch {
+        // the next renewal tries again; an expired lease only lets another runner resume the job
+      }
+    }, RENEW_MS);
+    try {
+      const spec = await this.pipelines.specVersion(job.pipeline, job.version);
+      if (spec.jobTimeoutMs) timeout = setTimeout(() => controller.abort(`timed out after ${spec.jobTimeout}`), spec.jobTimeoutMs);
+      mkdirSync(dir, { recursive: true });
+      const result = await runJob(
+        { db: this.db, data: this.data, executor: this.executor, scratch: this.opts.scratch, hide: this.opts.hide, signal: controller.signal },
+        job,
+        spec,
+      );
+      const state = controller.signal.aborted && String(controller.signal.reason).startsWith('timed out') ? 'failure' : result.state;
+      await this.finish(job.id, state, result.reason, result.outputCommit);
+    } catch (err) {
+      await this.finish(job.id, 'failure', `internal error: ${(err as Error).message}`);
+    } finally {
+      clearInterval(renew);
+      clearTimeout(timeout);
+      this.running.delete(job.id);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  private async finish(id: string, state: string, reason: string, outputCommit?: string) {
+    await this.db
+      .updateTable('jobs')
+      .set({ state, reason, output_commit: outputCommit ?? null, finished_at: new Date().toISOString(), lease_until: null })
+      .where('id', '=', id)
+      .where('state', '=', 'running') // a concurrent `job stop` wins
+      .execute();
+  }
+}
