@@ -58,7 +58,7 @@ export class BwrapExecutor implements Executor {
     if (missing) return notStarted(missing);
     mkdirSync(run.outputDir, { recursive: true });
 
-    const env = stepEnv({ home: '/tmp' }, run.env, '/pfs');
+    const env = stepEnv(run, { home: '/tmp' }, '/pfs');
     const { stderrHead, ...outcome } = await superviseProcess(
       {
         command: this.bwrapPath,
@@ -132,11 +132,11 @@ export function hostRootArgs(): readonly string[] {
 /** Mask one host path, if the step could see it at all (it may not exist, or live in the private /tmp). */
 function hideArgs(path: string): string[] {
   const real = realpathOrUndefined(path);
-  if (!real || real === '/') return [];
-  const top = real.split('/')[1]!;
-  if (REPLACED_ROOT_ENTRIES.has(top)) return [];
+  if (!real || real === '/' || REPLACED_ROOT_ENTRIES.has(real.split('/')[1]!)) return [];
+  const stat = statSync(real, { throwIfNoEntry: false });
+  if (!stat) return [];
   // A bind of /dev/null lands on a nodev mount, so reading the file fails with EACCES.
-  return statSync(real).isDirectory() ? ['--tmpfs', real] : ['--ro-bind', '/dev/null', real];
+  return stat.isDirectory() ? ['--tmpfs', real] : ['--ro-bind', '/dev/null', real];
 }
 
 export type BwrapProbe = { available: true; path: string; hardening: readonly string[] } | { available: false; reason: string };
@@ -151,13 +151,13 @@ let probe: BwrapProbe | undefined;
 export function probeBwrap(): BwrapProbe {
   if (probe) return probe;
   const path = findOnPath('bwrap', process.env.PATH ?? '');
-  if (!path) return (probe = { available: false, reason: 'bwrap is not installed (Debian/Ubuntu package "bubblewrap")' });
+  if (!path) return (probe = { available: false, reason: 'bwrap is not installed; install the Debian/Ubuntu package "bubblewrap" to sandbox steps' });
   const out = mkdtempSync(join(tmpdir(), 'strata-bwrap-probe-'));
   let failure = '';
   try {
     for (const hardening of HARDENING_CHOICES) {
       const run: DatumRun = { jobId: 'probe', datumId: 'probe', cmd: ['/bin/true'], env: {}, inputs: [], outputDir: out, network: false, hide: [], stdout: process.stdout, stderr: process.stderr };
-      const result = spawnSync(path, bwrapArgs(run, hardening), { env: stepEnv({ home: '/tmp' }, {}, '/pfs'), encoding: 'utf8', timeout: 10_000 });
+      const result = spawnSync(path, bwrapArgs(run, hardening), { env: stepEnv(run, { home: '/tmp' }, '/pfs'), encoding: 'utf8', timeout: 10_000 });
       if (result.status === 0) return (probe = { available: true, path, hardening });
       failure ||= (result.error?.message ?? result.stderr.trim()) || `exit code ${result.status}`;
     }

@@ -17,17 +17,22 @@ function stepPath(): string {
 }
 
 /**
- * Base env, then the run's env, then the variables that are the step
- * contract itself (STRATA_PFS), which a spec cannot override.
+ * Base env (with the job and datum ids under Pachyderm's and Strata's
+ * names), then the run's env, then the variable that is the step contract
+ * itself (STRATA_PFS), which a spec cannot override.
  */
-export function stepEnv(base: { home: string; tmpdir?: string }, env: Record<string, string>, pfs: string): Record<string, string> {
+export function stepEnv(run: { jobId: string; datumId: string; env: Record<string, string> }, base: { home: string; tmpdir?: string }, pfs: string): Record<string, string> {
   const result: Record<string, string> = {
     PATH: stepPath(),
     HOME: base.home,
     LANG: process.env.LANG ?? 'C.UTF-8',
+    PACH_JOB_ID: run.jobId,
+    PACH_DATUM_ID: run.datumId,
+    STRATA_JOB_ID: run.jobId,
+    STRATA_DATUM_ID: run.datumId,
   };
   if (base.tmpdir !== undefined) result.TMPDIR = base.tmpdir;
-  Object.assign(result, env);
+  Object.assign(result, run.env);
   result.STRATA_PFS = pfs;
   return result;
 }

@@ -6,8 +6,9 @@
 //                               /tmp/             (TMPDIR and HOME)
 //
 // and STRATA_PFS names its pfs/, so steps written as `${STRATA_PFS:-/pfs}/in`
-// run the same in both executors. argv elements and working_dir under /pfs
-// are rewritten to that directory too; paths inside scripts cannot be.
+// run the same in both executors. argv elements, env values (Pachyderm's
+// `$<input name>` points at the datum's file) and working_dir under /pfs are
+// rewritten to that directory too; paths inside scripts cannot be.
 // Nothing is enforced: the step can read and write whatever this user can
 // and use the network. The step is its own process group, which is killed
 // on timeout, on abort, and once the main process exits (as a pid namespace
@@ -43,7 +44,7 @@ export class UnsandboxedExecutor implements Executor {
         `strata: WARNING: pipeline steps run UNSANDBOXED (${this.reason}). ` +
           'They can read and write everything this user can, including the Strata instance; ' +
           'the network is NOT blocked; and absolute /pfs paths do not exist, so steps must use ' +
-          '$STRATA_PFS (e.g. "${STRATA_PFS:-/pfs}/in"). Install bubblewrap (Debian/Ubuntu package "bubblewrap") to sandbox them.',
+          '$STRATA_PFS (e.g. "${STRATA_PFS:-/pfs}/in").',
       );
     }
     const missing = missingInput(run);
@@ -63,12 +64,15 @@ export class UnsandboxedExecutor implements Executor {
 
       const cwd = toHost(run.workingDir ?? '/');
       if (!existsSync(cwd)) return notStarted(`working directory ${run.workingDir} does not exist`);
-      const env = stepEnv({ home: tmp, tmpdir: tmp }, run.env, pfs);
+      const runEnv = Object.fromEntries(Object.entries(run.env).map(([name, value]) => [name, toHost(value)]));
+      const env = stepEnv({ ...run, env: runEnv }, { home: tmp, tmpdir: tmp }, pfs);
       const [command, ...args] = run.cmd.map(toHost) as [string, ...string[]];
       const executable = findOnPath(command, env.PATH ?? '');
       if (!executable) {
-        run.stderr.write(`strata: command not found: ${run.cmd[0]} (PATH=${env.PATH})\n`);
-        return { exitCode: 127, signal: null, timedOut: false, outputTooLarge: false, durationMs: 0 };
+        // Exit codes as a shell reports them: 126 found but not executable, 127 not found.
+        const found = command.includes('/') && existsSync(command);
+        run.stderr.write(found ? `strata: command not executable: ${run.cmd[0]}\n` : `strata: command not found: ${run.cmd[0]} (PATH=${env.PATH})\n`);
+        return { exitCode: found ? 126 : 127, signal: null, timedOut: false, outputTooLarge: false, durationMs: 0 };
       }
 
       const { stderrHead: _, ...outcome } = await superviseProcess(

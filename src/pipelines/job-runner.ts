@@ -231,7 +231,7 @@ async function processDatum(
           jobId: job.id,
           datumId: datum.id,
           cmd: spec.transform.cmd,
-          stdin: spec.transform.stdin?.join('\n'),
+          stdin: spec.transform.stdin ? spec.transform.stdin.join('\n') + '\n' : undefined,
           env: { ...spec.transform.env, ...datumEnv(datum), PACH_JOB_ID: job.id, STRATA_JOB_ID: job.id, STRATA_PIPELINE: spec.pipeline.name },
           workingDir: spec.transform.workingDir,
           inputs,
@@ -272,7 +272,7 @@ async function processDatum(
           jobId: job.id,
           datumId: datum.id,
           cmd: spec.transform.errCmd,
-          stdin: spec.transform.errStdin?.join('\n'),
+          stdin: spec.transform.errStdin ? spec.transform.errStdin.join('\n') + '\n' : undefined,
           env: { ...spec.transform.env, ...datumEnv(datum), PACH_JOB_ID: job.id, STRATA_JOB_ID: job.id },
           workingDir: spec.transform.workingDir,
           inputs: await materialize(ctx.data, datum, join(dir, 'in')),
@@ -307,13 +307,19 @@ async function processDatum(
   }
 }
 
-/** Writes a datum's input files under `root/<input name>/<repo path>`. */
+/**
+ * Writes a datum's input files under `root/<input name>/<repo path>`. A group
+ * or join datum can hold several matches of one input: they share its mount.
+ */
 async function materialize(data: DataService, datum: Datum, root: string): Promise<{ name: string; hostPath: string }[]> {
-  const mounts: { name: string; hostPath: string }[] = [];
+  const mounts = new Map<string, string>();
   const made = new Set<string>();
   for (const input of datum.inputs) {
     const base = join(root, input.name);
-    await mkdir(base, { recursive: true });
+    if (!mounts.has(input.name)) {
+      await mkdir(base, { recursive: true });
+      mounts.set(input.name, base);
+    }
     for (const f of input.files) {
       const target = join(base, f.path);
       const parent = target.slice(0, target.lastIndexOf('/'));
@@ -325,9 +331,8 @@ async function materialize(data: DataService, datum: Datum, root: string): Promi
       for await (const b of data.readContent(f.hash)) parts.push(b);
       await writeFile(target, parts.length === 1 ? parts[0]! : Buffer.concat(parts));
     }
-    mounts.push({ name: input.name, hostPath: base });
   }
-  return mounts;
+  return [...mounts].map(([name, hostPath]) => ({ name, hostPath }));
 }
 
 /** Stores every regular file under `dir` and returns their repo paths. Symlinks are not followed. */
