@@ -9,6 +9,8 @@ import { createLocalExecutor } from './exec/executor.js';
 import { Lineage } from './lineage/graph.js';
 import { Scheduler } from './pipelines/scheduler.js';
 import { PipelineService } from './pipelines/service.js';
+import { Triggers } from './pipelines/triggers.js';
+import { parseDuration } from './pipelines/duration.js';
 
 // An instance is a directory (conventionally `.strata/`) holding config.json,
 // the embedded SQLite database (unless config names PostgreSQL) and the local
@@ -44,6 +46,14 @@ export class Instance {
   ) {}
 
   private schedulerInstance?: Scheduler;
+  private triggersInstance?: Triggers;
+
+  /** Cron ticks and git checkouts for pipelines' cron and git inputs. Git poll interval: $STRATA_GIT_POLL (default 60s). */
+  get triggers(): Triggers {
+    const poll = process.env.STRATA_GIT_POLL ? parseDuration(process.env.STRATA_GIT_POLL) : undefined;
+    this.triggersInstance ??= new Triggers(this.meta.db, this.data, { gitPollMs: poll ?? 60_000 });
+    return this.triggersInstance;
+  }
 
   /** The scheduler, with the local executor; made on first use (it probes for bubblewrap). */
   get scheduler(): Scheduler {
@@ -88,6 +98,7 @@ export class Instance {
   }
 
   async close(): Promise<void> {
+    this.triggersInstance?.stop();
     await this.schedulerInstance?.stop();
     await this.objects.close();
     await this.meta.close();

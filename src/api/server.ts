@@ -126,12 +126,18 @@ export async function startServer(args: {
   const address = app.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
   const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
-  if (args.scheduler !== false) args.instance.scheduler.start();
+  if (args.scheduler !== false) {
+    args.instance.scheduler.start();
+    args.instance.triggers.start();
+  }
   return {
     url: `http://${shown}:${bound}`,
     app,
     close: async () => {
-      if (args.scheduler !== false) await args.instance.scheduler.stop();
+      if (args.scheduler !== false) {
+        args.instance.triggers.stop();
+        await args.instance.scheduler.stop();
+      }
       await app.close();
     },
   };

@@ -33,6 +33,8 @@ export function localClient(instance: Instance): StrataClient {
     async wait(ref) {
       // No server here: drive the scheduler in this process until the DAG is idle.
       const since = new Date().toISOString();
+      // Look at git inputs once: a pushed branch is a new input commit.
+      await instance.triggers.syncGit().catch((err) => process.stderr.write(`strata: warning: ${(err as Error).message}\n`));
       await instance.scheduler.drain();
       if (!ref) return (await instance.pipelines.listJobs({})).filter((j) => (j.finished ?? '') >= since);
       const commit = await data.inspectCommit(ref);

@@ -128,6 +128,19 @@ export const pipelineRoutes: FastifyPluginAsync<{ instance: Instance }> = async 
     },
   );
 
+  app.post<{ Body: unknown }>(
+    '/api/v1/webhooks/git',
+    {
+      schema: {
+        summary: 'A git push event (GitHub format): pipelines whose git input watches that repository and branch fetch it at once',
+        tags: ['pipelines'],
+        body: { type: 'object', required: ['ref', 'repository'], properties: { ref: { type: 'string' }, repository: obj } },
+        response: { 200: obj, ...errorResponses },
+      },
+    },
+    async (req) => ({ triggered: await instance.triggers.onPush(req.body) }),
+  );
+
   app.get<{ Querystring: { ref: string; direction?: 'upstream' | 'downstream' | 'both' } }>(
     '/api/v1/lineage',
     {
