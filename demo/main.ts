@@ -71,6 +71,44 @@ process.stdout.write(`(first lines of ${firstSpam})\n`);
 const cat = spawnSync(process.execPath, [strataBin, 'cat', `emails@master:${firstSpam}`], { env, encoding: 'utf8' });
 process.stdout.write(cat.stdout.split('\n').slice(0, 8).join('\n') + '\n...\n');
 
+show('Pipelines: per-folder email features, then an aggregate (Pachyderm spec format)');
+const stepsDir = join(root, 'dist', 'demo', 'steps');
+writeFileSync(
+  join(work, 'features.yaml'),
+  [
+    'pipeline:',
+    '  name: features',
+    'description: spam signals per email, one datum per corpus folder',
+    'input:',
+    '  pfs:',
+    '    repo: emails',
+    '    glob: /*',
+    'transform:',
+    `  cmd: [${JSON.stringify(process.execPath)}, ${JSON.stringify(join(stepsDir, 'features.js'))}]`,
+    'parallelism_spec:',
+    '  constant: 2',
+  ].join('\n') + '\n',
+);
+writeFileSync(
+  join(work, 'stats.yaml'),
+  [
+    'pipeline:',
+    '  name: stats',
+    'description: per-label averages of the features',
+    'input:',
+    '  pfs:',
+    '    repo: features',
+    '    glob: /',
+    'transform:',
+    `  cmd: [${JSON.stringify(process.execPath)}, ${JSON.stringify(join(stepsDir, 'stats.js'))}]`,
+  ].join('\n') + '\n',
+);
+process.stdout.write(readFileSync(join(work, 'features.yaml'), 'utf8'));
+strata(['pipeline', 'create', '-f', join(work, 'features.yaml')]);
+strata(['pipeline', 'create', '-f', join(work, 'stats.yaml')]);
+strata(['wait']);
+strata(['cat', 'stats@master:/summary.json']);
+
 show('Second commit: relabel two emails, add one, remove one');
 const edits = join(work, 'edits');
 mkdirSync(join(edits, 'spam-2'), { recursive: true });
@@ -85,6 +123,11 @@ for (const path of hamFiles.slice(0, 2)) {
 writeFileSync(join(edits, 'spam-2', '99999.new.txt'), 'Subject: You have WON\n\nClaim your prize at http://example.invalid now!\n');
 strata(['put', 'emails@master:/', join(edits, 'spam-2'), '-m', 'add a new spam email']);
 strata(['rm', `emails@master:${hamFiles[2]}`, '-m', 'remove a duplicate email']);
+
+show('Incremental: only the folders that changed are processed again');
+strata(['wait']);
+strata(['job', 'list']);
+strata(['lineage', 'stats@master', '--upstream']);
 
 show('History and what changed since the corpus commit');
 strata(['log', 'emails@master', '-n', '5']);

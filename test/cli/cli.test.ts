@@ -85,7 +85,7 @@ for (const mode of ['local', 'http'] as const) {
     it('logs, diffs and inspects history through refs', () => {
       const log = json('log', 'emails@master');
       assert.equal(log.length, 4);
-      assert.deepEqual(Object.keys(log[0]).sort(), ['author', 'id', 'message', 'parents', 'provenance', 'time']);
+      for (const key of ['author', 'id', 'message', 'parents', 'provenance', 'time']) assert.ok(key in log[0], key);
       assert.equal(log[0].author, 'tester');
       assert.equal(log[3].message, 'first');
       const diff = json('diff', 'emails@master~3', 'emails@master');
@@ -112,6 +112,51 @@ for (const mode of ['local', 'http'] as const) {
       const r = json('fsck');
       assert.equal(r.ok, true);
       assert.deepEqual(r.problems, []);
+    });
+
+    it('runs a pipeline: create, put --wait, jobs, datums, logs, lineage, delete', () => {
+      const spec = join(dir.path, `upper-${mode}.yaml`);
+      writeFileSync(
+        spec,
+        [
+          'pipeline:',
+          '  name: upper',
+          'description: upper-cases every file',
+          'input:',
+          '  pfs:',
+          '    repo: emails',
+          '    glob: /data/*',
+          'transform:',
+          '  cmd: [sh, -c, \'for f in $(find /pfs/emails -type f); do echo "saw $f"; tr a-z A-Z < "$f" > /pfs/out/$(basename "$f"); done\']',
+        ].join('\n'),
+      );
+      const created = json('pipeline', 'create', '-f', spec);
+      assert.equal(created.name, 'upper');
+      assert.equal(created.version, 1);
+      assert.deepEqual(json('pipeline', 'list').map((p: any) => p.name), ['upper']);
+      const put = strata(['put', 'emails@master:/data/c.txt', '-', '--wait', '--json'], { env, input: 'gamma\n' });
+      assert.equal(put.code, 0, put.stderr);
+      const putResult = JSON.parse(put.stdout);
+      assert.equal(putResult.jobs.length, 1);
+      assert.equal(putResult.jobs[0].state, 'success');
+      assert.equal(ok('cat', 'upper@master:/c.txt').stdout, 'GAMMA\n');
+      const jobs = json('job', 'list', '--pipeline', 'upper');
+      const job = json('job', 'inspect', jobs[0].id.slice(0, 10));
+      assert.deepEqual(Object.keys(job.datums).sort(), ['failed', 'processed', 'recovered', 'skipped', 'total']);
+      assert.equal(job.commit_set, putResult.commit);
+      assert.equal(job.state, 'success');
+      const datums = json('datum', 'list', job.id);
+      assert.ok(datums.length >= 2);
+      assert.match(ok('logs', job.id).stdout, /saw \/pfs\/emails\/data\//);
+      const lineage = json('lineage', 'upper@master', '--upstream');
+      assert.ok(lineage.nodes.some((n: any) => n.id === `emails@${putResult.commit}`));
+      assert.ok(lineage.edges.length >= 2);
+      const wait = run('wait', `emails@${putResult.commit}`);
+      assert.equal(wait.code, 0, wait.stderr);
+      fails(2, ['pipeline', 'create', '-f', spec], /already exists/);
+      fails(2, ['job', 'inspect', 'ffffffffffff'], /not found/);
+      ok('pipeline', 'delete', 'upper');
+      fails(2, ['pipeline', 'inspect', 'upper'], /not found/);
     });
 
     it('rejects bad input with exit 2, one clear line, and changes nothing', () => {
