@@ -167,6 +167,16 @@ async function* concat(data: DataService, parts: { hash: string }[]): AsyncGener
   for (const p of parts) yield* data.readContent(p.hash);
 }
 
+/** The most a datum may write to /pfs/out: resource_limits.disk (a Kubernetes quantity), else 8 GiB. */
+function outputLimit(spec: PipelineSpec): number {
+  const disk = spec.resourceLimits?.disk;
+  if (disk === undefined) return DEFAULT_OUTPUT_LIMIT;
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGTP]i?|[kmgtp])?$/.exec(String(disk).trim());
+  if (!m) return DEFAULT_OUTPUT_LIMIT;
+  const units: Record<string, number> = { K: 1e3, k: 1e3, M: 1e6, m: 1e6, G: 1e9, g: 1e9, T: 1e12, t: 1e12, P: 1e15, p: 1e15, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4, Pi: 1024 ** 5 };
+  return Math.floor(Number(m[1]) * (m[2] ? units[m[2]]! : 1));
+}
+
 function describeDatum(d: Datum): string {
   return d.inputs.map((i) => `${i.name}:${i.path}`).join(', ');
 }
@@ -238,7 +248,7 @@ async function processDatum(
           outputDir,
           network: spec.sandbox?.network ?? false,
           timeoutMs: spec.datumTimeoutMs,
-          outputLimitBytes: DEFAULT_OUTPUT_LIMIT,
+          outputLimitBytes: outputLimit(spec),
           hide: ctx.hide,
           stdout: log,
           stderr: log,
@@ -256,7 +266,7 @@ async function processDatum(
         : outcome.timedOut
           ? `timed out after ${spec.datumTimeout ?? `${spec.datumTimeoutMs} ms`}`
           : outcome.outputTooLarge
-            ? `wrote more than ${DEFAULT_OUTPUT_LIMIT} bytes to /pfs/out`
+            ? `wrote more than ${outputLimit(spec)} bytes to /pfs/out (resource_limits.disk)`
             : outcome.signal
               ? `killed by ${outcome.signal}`
               : `exit code ${outcome.exitCode}`;

@@ -133,6 +133,13 @@ for (const backend of await backends()) {
         datum_tries: 1,
         datum_timeout: '1s',
       });
+      await instance.pipelines.create({
+        pipeline: { name: 'floods' },
+        input: { pfs: { repo: 'misc', glob: '/' } },
+        transform: { cmd: sh('head -c 50000000 /dev/zero > /pfs/out/huge') },
+        datum_tries: 1,
+        resource_limits: { disk: '1Mi' },
+      });
       const started = Date.now();
       await instance.scheduler.drain();
       assert.ok(Date.now() - started < 20_000, 'the hanging step was killed');
@@ -143,6 +150,10 @@ for (const backend of await backends()) {
       const hangs = await instance.pipelines.inspectJob((await lastJob('hangs')).id);
       assert.equal(hangs.state, 'failure');
       assert.match(hangs.reason, /timed out/);
+      const floods = await instance.pipelines.inspectJob((await lastJob('floods')).id);
+      assert.equal(floods.state, 'failure');
+      assert.match(floods.reason, /wrote more than 1048576 bytes/);
+      assert.equal((await instance.data.inspectRepo('floods')).head, null);
     });
 
     it('concatenates outputs that several datums write to one path (word count reduce)', async () => {
