@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import assert from 'node:assert/strict';
 import pg from 'pg';
+import { StrataError } from '../src/errors.js';
 import { Instance } from '../src/instance.js';
 
 // Shared test fixtures: temporary instances on each metadata backend.
@@ -85,4 +87,22 @@ export async function backends(): Promise<Backend[]> {
   };
   if (pgReason) console.log(`SKIPPED: postgres backend tests: ${pgReason}`);
   return [sqlite, postgres];
+}
+
+/** A file's content at a ref, as text. */
+export async function readText(instance: Instance, ref: string): Promise<string> {
+  const { stream } = await instance.data.read(ref);
+  const parts: Buffer[] = [];
+  for await (const b of stream) parts.push(b);
+  return Buffer.concat(parts).toString();
+}
+
+/** Asserts that `p` rejects with a StrataError of this code (and message). */
+export async function rejectsWith(p: Promise<unknown>, code: string, match?: RegExp): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof StrataError, `expected StrataError, got ${err}`);
+    assert.equal(err.code, code, err.message);
+    if (match) assert.match(err.message, match);
+    return true;
+  });
 }

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it, before, after } from 'node:test';
 import { sql } from 'kysely';
-import { backends } from '../fixtures.js';
+import { backends, readText, rejectsWith } from '../fixtures.js';
 import type { Instance } from '../../src/instance.js';
 import type { Change } from '../../src/data/types.js';
-import { StrataError } from '../../src/errors.js';
 
 // The data layer's behaviour, run once per metadata backend (SQLite always,
 // PostgreSQL where reachable).
@@ -12,21 +11,7 @@ import { StrataError } from '../../src/errors.js';
 const text = (s: string) => new TextEncoder().encode(s);
 const put = (path: string, content: string): Change => ({ op: 'put', path, content: text(content) });
 
-async function readText(instance: Instance, ref: string) {
-  const { stream } = await instance.data.read(ref);
-  const parts: Buffer[] = [];
-  for await (const b of stream) parts.push(b);
-  return Buffer.concat(parts).toString();
-}
 
-async function rejectsWith(p: Promise<unknown>, code: string, match?: RegExp) {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof StrataError, `expected StrataError, got ${err}`);
-    assert.equal(err.code, code, err.message);
-    if (match) assert.match(err.message, match);
-    return true;
-  });
-}
 
 for (const backend of await backends()) {
   describe(`data layer on ${backend.name}`, { skip: backend.skip }, () => {

@@ -1,30 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { backends } from '../fixtures.js';
+import { backends, readText, rejectsWith } from '../fixtures.js';
 import type { Instance } from '../../src/instance.js';
 import type { Change } from '../../src/data/types.js';
-import { StrataError } from '../../src/errors.js';
 
 // Pipelines end to end, in process: specs in, jobs run by the scheduler in
 // the real executor (bubblewrap where installed), output commits out.
 
 const put = (path: string, content: string): Change => ({ op: 'put', path, content: new TextEncoder().encode(content) });
 
-async function text(instance: Instance, ref: string): Promise<string> {
-  const { stream } = await instance.data.read(ref);
-  const parts: Buffer[] = [];
-  for await (const b of stream) parts.push(b);
-  return Buffer.concat(parts).toString();
-}
 
-async function rejectsWith(p: Promise<unknown>, code: string, match?: RegExp) {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof StrataError, `expected StrataError, got ${err}`);
-    assert.equal(err.code, code, err.message);
-    if (match) assert.match(err.message, match);
-    return true;
-  });
-}
 
 const sh = (script: string) => ['sh', '-c', script];
 
@@ -50,7 +35,7 @@ for (const backend of await backends()) {
       let job = await lastJob('wc');
       assert.equal(job.state, 'success', job.reason);
       assert.deepEqual(job.datums, { total: 3, processed: 3, skipped: 0, failed: 0, recovered: 0 });
-      assert.equal((await text(instance, 'wc@master:/c.txt')).trim(), '3');
+      assert.equal((await readText(instance, 'wc@master:/c.txt')).trim(), '3');
 
       const user = await instance.data.commit('docs', 'master', [put('/a.txt', 'one two three four'), { op: 'delete', path: '/b.txt' }]);
       await instance.scheduler.drain();
@@ -59,7 +44,7 @@ for (const backend of await backends()) {
       assert.deepEqual(job.datums, { total: 2, processed: 1, skipped: 1, failed: 0, recovered: 0 });
       assert.equal(job.commit_set, user.commit);
       assert.deepEqual((await instance.data.ls('wc@master')).map((f) => f.path), ['/a.txt', '/c.txt'], 'output of the deleted input is gone');
-      assert.equal((await text(instance, 'wc@master:/a.txt')).trim(), '4');
+      assert.equal((await readText(instance, 'wc@master:/a.txt')).trim(), '4');
       const out = await instance.data.inspectCommit('wc@master');
       assert.deepEqual(out.provenance, [{ repo: 'docs', commit: user.commit }]);
       assert.equal(out.commit_set, user.commit);
@@ -73,10 +58,10 @@ for (const backend of await backends()) {
         transform: { cmd: sh('cat /pfs/wc/* | awk \'{s+=$1} END {print s}\' > /pfs/out/total') },
       });
       await instance.scheduler.drain();
-      assert.equal((await text(instance, 'total@master:/total')).trim(), '7');
+      assert.equal((await readText(instance, 'total@master:/total')).trim(), '7');
       const user = await instance.data.commit('docs', 'master', [put('/d.txt', 'a b c d e f g h i j')]);
       await instance.scheduler.drain();
-      assert.equal((await text(instance, 'total@master:/total')).trim(), '17');
+      assert.equal((await readText(instance, 'total@master:/total')).trim(), '17');
       const jobs = await instance.pipelines.listJobs({ commitSet: user.commit });
       assert.deepEqual(jobs.map((j) => j.pipeline).sort(), ['total', 'wc']);
 
@@ -170,9 +155,9 @@ for (const backend of await backends()) {
         transform: { cmd: sh('for f in /pfs/wordmap/*; do wc -l < "$f" | tr -d " " > /pfs/out/$(basename "$f"); done') },
       });
       await instance.scheduler.drain();
-      assert.equal((await text(instance, 'wordreduce@master:/apple')).trim(), '3');
-      assert.equal((await text(instance, 'wordreduce@master:/pear')).trim(), '2');
-      assert.equal((await text(instance, 'wordreduce@master:/fig')).trim(), '1');
+      assert.equal((await readText(instance, 'wordreduce@master:/apple')).trim(), '3');
+      assert.equal((await readText(instance, 'wordreduce@master:/pear')).trim(), '2');
+      assert.equal((await readText(instance, 'wordreduce@master:/fig')).trim(), '1');
     });
 
     it('joins inner and outer, and groups, like Pachyderm', async () => {
@@ -202,11 +187,11 @@ for (const backend of await backends()) {
       await instance.scheduler.drain();
       for (const p of ['inner', 'outer', 'bypatient']) assert.equal((await lastJob(p)).state, 'success', `${p}: ${(await lastJob(p)).reason}`);
       assert.deepEqual((await instance.data.ls('inner')).map((f) => f.path), ['/1', '/2']);
-      assert.equal(await text(instance, 'inner@master:/1'), 'L1R1');
+      assert.equal(await readText(instance, 'inner@master:/1'), 'L1R1');
       assert.deepEqual((await instance.data.ls('outer')).map((f) => f.path), ['/1', '/2', '/3']);
-      assert.equal(await text(instance, 'outer@master:/3'), 'L3');
-      assert.equal((await text(instance, 'bypatient@master:/p1')).trim(), '2');
-      assert.equal((await text(instance, 'bypatient@master:/p2')).trim(), '1');
+      assert.equal(await readText(instance, 'outer@master:/3'), 'L3');
+      assert.equal((await readText(instance, 'bypatient@master:/p1')).trim(), '2');
+      assert.equal((await readText(instance, 'bypatient@master:/p2')).trim(), '1');
     });
 
     it('reprocesses every datum on update --reprocess, and only changed ones after a plain update', async () => {

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { tempDir } from '../fixtures.js';
+import { readText, tempDir } from '../fixtures.js';
 import { Instance } from '../../src/instance.js';
 import { startServer, type RunningServer } from '../../src/api/server.js';
 
@@ -16,12 +16,6 @@ const git = (cwd: string, ...args: string[]) =>
     env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
   }).toString();
 
-async function text(instance: Instance, ref: string): Promise<string> {
-  const { stream } = await instance.data.read(ref);
-  const parts: Buffer[] = [];
-  for await (const b of stream) parts.push(b);
-  return Buffer.concat(parts).toString();
-}
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
   const end = Date.now() + ms;
@@ -64,7 +58,7 @@ describe('git and cron triggers', () => {
     // Without a server, `strata wait` looks at git inputs once and drives the jobs.
     await instance.triggers.syncGit();
     await instance.scheduler.drain();
-    assert.equal((await text(instance, 'train@master:/model.txt')).trim(), 'model v1 trained on 3 lines');
+    assert.equal((await readText(instance, 'train@master:/model.txt')).trim(), 'model v1 trained on 3 lines');
     const first = await instance.data.inspectCommit('train_code@master');
     const sha1 = git(code, 'rev-parse', 'HEAD').trim();
     assert.deepEqual(first.provenance, [{ repo: `git:${code}`, commit: sha1 }]);
@@ -81,7 +75,7 @@ describe('git and cron triggers', () => {
     assert.equal(res.status, 200);
     const body = (await res.json()) as { triggered: { pipeline: string; sha: string; changed: boolean }[] };
     assert.deepEqual(body.triggered, [{ pipeline: 'train', input: 'code', sha: sha2, changed: true }]);
-    await until('the retrained model', async () => ((await text(instance, 'train@master:/model.txt')).includes('v2') ? true : undefined));
+    await until('the retrained model', async () => ((await readText(instance, 'train@master:/model.txt')).includes('v2') ? true : undefined));
     const lineage = await instance.lineage.graph('train@master', 'upstream');
     assert.ok(lineage.nodes.some((n) => n.id === `git:${code}@${sha2}`), 'the git commit is in the lineage');
 
@@ -100,7 +94,7 @@ describe('git and cron triggers', () => {
       return j.length >= 2 ? j : undefined;
     });
     assert.ok(jobs.length >= 2);
-    const ticks = (await text(instance, 'ticker@master:/ticks')).trim().split('\n');
+    const ticks = (await readText(instance, 'ticker@master:/ticks')).trim().split('\n');
     assert.equal(ticks.length, 1, 'overwrite keeps only the latest tick');
     assert.match(ticks[0]!, /^\d{4}-\d\d-\d\dT/);
   });
