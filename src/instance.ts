@@ -7,6 +7,7 @@ import { ChunkStore } from './storage/chunk-store.js';
 import { LocalObjectStore } from './storage/local.js';
 import { createLocalExecutor } from './exec/executor.js';
 import { Lineage } from './lineage/graph.js';
+import { TrackingService } from './tracking/service.js';
 import { Scheduler } from './pipelines/scheduler.js';
 import { PipelineService } from './pipelines/service.js';
 import { Triggers } from './pipelines/triggers.js';
@@ -43,6 +44,7 @@ export class Instance {
     readonly data: DataService,
     readonly pipelines: PipelineService,
     readonly lineage: Lineage,
+    readonly tracking: TrackingService,
   ) {}
 
   private schedulerInstance?: Scheduler;
@@ -57,7 +59,7 @@ export class Instance {
 
   /** The scheduler, with the local executor; made on first use (it probes for bubblewrap). */
   get scheduler(): Scheduler {
-    this.schedulerInstance ??= new Scheduler(this.meta.db, this.data, this.pipelines, createLocalExecutor(), {
+    this.schedulerInstance ??= new Scheduler(this.meta.db, this.data, this.pipelines, this.tracking, createLocalExecutor(), {
       scratch: join(this.home, 'scratch'),
       hide: [this.home],
     });
@@ -94,7 +96,8 @@ export class Instance {
     const objects = new LocalObjectStore(join(dir, 'objects'));
     const chunks = new ChunkStore(meta.db, objects);
     const data = new DataService(meta.db, chunks);
-    return new Instance(dir, config, meta, objects, data, new PipelineService(meta.db, data), new Lineage(meta.db, data));
+    const tracking = new TrackingService(meta.db, data);
+    return new Instance(dir, config, meta, objects, data, new PipelineService(meta.db, data), new Lineage(meta.db, data), tracking);
   }
 
   async close(): Promise<void> {

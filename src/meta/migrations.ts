@@ -147,6 +147,140 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_tracking': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('experiments')
+        .addColumn('id', 'text', (c) => c.primaryKey()) // decimal string, as MLflow clients expect ("0" is the default)
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('artifact_location', 'text', (c) => c.notNull())
+        .addColumn('lifecycle_stage', 'text', (c) => c.notNull())
+        .addColumn('tags', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.insertInto('experiments').values({
+        id: '0', name: 'Default', artifact_location: 'strata-artifacts:/0', lifecycle_stage: 'active', tags: '{}', created_at: Date.now(), updated_at: Date.now(),
+      }).execute();
+      await db.schema
+        .createTable('runs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('experiment_id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('start_time', 'bigint', (c) => c.notNull())
+        .addColumn('end_time', 'bigint')
+        .addColumn('lifecycle_stage', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('pipeline', 'text')
+        .addColumn('job', 'text')
+        .addColumn('code_version', 'text')
+        .addColumn('input_commits', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('output_commit', 'text')
+        .execute();
+      await db.schema.createIndex('runs_experiment_start').on('runs').columns(['experiment_id', 'start_time']).execute();
+      await db.schema.createIndex('runs_pipeline').on('runs').columns(['pipeline', 'start_time']).execute();
+      await db.schema.createIndex('runs_job').on('runs').column('job').execute();
+      await db.schema
+        .createTable('params')
+        .addColumn('run_id', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('params_pk', ['run_id', 'key'])
+        .execute();
+      await db.schema.createIndex('params_key_value').on('params').columns(['key', 'value']).execute();
+      await db.schema
+        .createTable('metrics')
+        .addColumn('run_id', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('value', 'double precision', (c) => c.notNull())
+        .addColumn('step', 'bigint', (c) => c.notNull())
+        .addColumn('timestamp', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('metrics_run_key_step').on('metrics').columns(['run_id', 'key', 'step']).execute();
+      // The latest value per run and key (highest step, then newest): what filters and sorts use.
+      await db.schema
+        .createTable('latest_metrics')
+        .addColumn('run_id', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('value', 'double precision', (c) => c.notNull())
+        .addColumn('step', 'bigint', (c) => c.notNull())
+        .addColumn('timestamp', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('latest_metrics_pk', ['run_id', 'key'])
+        .execute();
+      await db.schema.createIndex('latest_metrics_key_value').on('latest_metrics').columns(['key', 'value']).execute();
+      await db.schema
+        .createTable('run_tags')
+        .addColumn('run_id', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('run_tags_pk', ['run_id', 'key'])
+        .execute();
+      await db.schema.createIndex('run_tags_key_value').on('run_tags').columns(['key', 'value']).execute();
+      await db.schema
+        .createTable('run_artifacts')
+        .addColumn('run_id', 'text', (c) => c.notNull())
+        .addColumn('path', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('run_artifacts_pk', ['run_id', 'path'])
+        .execute();
+      await db.schema
+        .createTable('registered_models')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('tags', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('model_versions')
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('repo', 'text')
+        .addColumn('commit', 'text')
+        .addColumn('path', 'text')
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('format', 'text', (c) => c.notNull())
+        .addColumn('signature', 'text', (c) => c.notNull().defaultTo('null'))
+        .addColumn('run_id', 'text')
+        .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('tags', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('model_versions_pk', ['name', 'version'])
+        .execute();
+      await db.schema
+        .createTable('model_aliases')
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('alias', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('model_aliases_pk', ['name', 'alias'])
+        .execute();
+      await db.schema
+        .createTable('alias_history')
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('alias', 'text', (c) => c.notNull())
+        .addColumn('seq', 'bigint', (c) => c.notNull())
+        .addColumn('from_version', 'integer')
+        .addColumn('to_version', 'integer')
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('time', 'bigint', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull().defaultTo(''))
+        .addPrimaryKeyConstraint('alias_history_pk', ['name', 'alias', 'seq'])
+        .execute();
+      await db.schema
+        .createTable('promotion_gates')
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('alias', 'text', (c) => c.notNull())
+        .addColumn('rules', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('promotion_gates_pk', ['name', 'alias'])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -126,6 +126,111 @@ export interface DatumOutputTable {
   job: string;
 }
 
+// ---- tracking and registry (times in epoch milliseconds, as MLflow has them) ----
+
+export interface ExperimentTable {
+  id: string;
+  name: string;
+  artifact_location: string;
+  lifecycle_stage: string; // active | deleted
+  tags: string; // JSON object
+  created_at: number;
+  updated_at: number;
+}
+
+export interface RunTable {
+  id: string;
+  experiment_id: string;
+  name: string;
+  status: string; // RUNNING | SCHEDULED | FINISHED | FAILED | KILLED
+  start_time: number;
+  end_time: number | null;
+  lifecycle_stage: string;
+  user_id: string;
+  pipeline: string | null;
+  job: string | null;
+  code_version: string | null;
+  input_commits: string; // JSON [{repo, commit}]
+  output_commit: string | null;
+}
+
+export interface ParamTable {
+  run_id: string;
+  key: string;
+  value: string;
+}
+
+export interface MetricTable {
+  run_id: string;
+  key: string;
+  value: number;
+  step: number;
+  timestamp: number;
+}
+
+export interface RunTagTable {
+  run_id: string;
+  key: string;
+  value: string;
+}
+
+export interface RunArtifactTable {
+  run_id: string;
+  path: string;
+  hash: string;
+  size: number;
+}
+
+export interface RegisteredModelTable {
+  name: string;
+  description: string;
+  tags: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ModelVersionTable {
+  name: string;
+  version: number;
+  source: string; // repo@commit:/path, or runs:/<run>/<path>
+  repo: string | null;
+  commit: string | null;
+  path: string | null;
+  hash: string;
+  size: number;
+  format: string; // onnx | file
+  signature: string; // JSON or 'null'
+  run_id: string | null;
+  description: string;
+  tags: string;
+  user_id: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ModelAliasTable {
+  name: string;
+  alias: string;
+  version: number;
+}
+
+export interface AliasHistoryTable {
+  name: string;
+  alias: string;
+  seq: number;
+  from_version: number | null;
+  to_version: number | null;
+  actor: string;
+  time: number;
+  reason: string;
+}
+
+export interface PromotionGateTable {
+  name: string;
+  alias: string;
+  rules: string; // JSON
+}
+
 export interface Schema {
   repos: RepoTable;
   branches: BranchTable;
@@ -140,4 +245,16 @@ export interface Schema {
   datums: DatumTable;
   datum_outputs: DatumOutputTable;
   job_inputs: JobInputTable;
+  experiments: ExperimentTable;
+  runs: RunTable;
+  params: ParamTable;
+  metrics: MetricTable;
+  latest_metrics: MetricTable;
+  run_tags: RunTagTable;
+  run_artifacts: RunArtifactTable;
+  registered_models: RegisteredModelTable;
+  model_versions: ModelVersionTable;
+  model_aliases: ModelAliasTable;
+  alias_history: AliasHistoryTable;
+  promotion_gates: PromotionGateTable;
 }

@@ -11,6 +11,11 @@ import type { JobTable, Schema } from '../meta/schema.js';
 import { datumEnv, planDatums, type Datum, type FileRef, type InputCommit } from './datums.js';
 import { backoffMs, DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 import { transformHash, type PipelineSpec } from './spec.js';
+import { MetricsFileReader } from '../tracking/metrics-file.js';
+import type { TrackingService } from '../tracking/service.js';
+
+/** Where a step's metrics file lives: inside /pfs/out (the only durable writable place), left out of the output. */
+const METRICS_FILE = '.strata-metrics.jsonl';
 
 // Runs one job: plan the datums over the job's input commits, skip those
 // whose outputs are already known (same datum id = same transform, salt and
@@ -30,6 +35,9 @@ export interface JobInput {
 export interface RunnerContext {
   db: Kysely<Schema>;
   data: DataService;
+  tracking: TrackingService;
+  /** The job's tracked run: what steps log through $STRATA_METRICS goes here. */
+  runId: string;
   executor: Executor;
   /** Host directory for per-datum input and output directories. */
   scratch: string;
@@ -236,13 +244,28 @@ async function processDatum(
       const inputs = await materialize(ctx.data, datum, join(dir, 'in'));
       const outputDir = join(dir, 'out');
       await mkdir(outputDir, { recursive: true });
+      const artifacts: string[] = [];
+      const metrics = new MetricsFileReader(join(outputDir, METRICS_FILE), {
+        log: (batch) => ctx.tracking.logBatch(ctx.runId, batch),
+        artifact: (path) => artifacts.push(path),
+        problem: (message) => log.write(`strata: ${message}\n`),
+      });
+      metrics.start();
       const outcome = await ctx.executor.run(
         {
           jobId: job.id,
           datumId: datum.id,
           cmd: spec.transform.cmd,
           stdin: spec.transform.stdin ? spec.transform.stdin.join('\n') + '\n' : undefined,
-          env: { ...spec.transform.env, ...datumEnv(datum), PACH_JOB_ID: job.id, STRATA_JOB_ID: job.id, STRATA_PIPELINE: spec.pipeline.name },
+          env: {
+            ...spec.transform.env,
+            ...datumEnv(datum),
+            PACH_JOB_ID: job.id,
+            STRATA_JOB_ID: job.id,
+            STRATA_PIPELINE: spec.pipeline.name,
+            STRATA_RUN_ID: ctx.runId,
+            STRATA_METRICS: `/pfs/out/${METRICS_FILE}`,
+          },
           workingDir: spec.transform.workingDir,
           inputs,
           outputDir,
@@ -255,9 +278,11 @@ async function processDatum(
         },
         ctx.signal,
       );
+      await metrics.finish();
       durationMs += outcome.durationMs;
       const accepted = outcome.exitCode === 0 || (outcome.exitCode !== null && (spec.transform.acceptReturnCode ?? []).includes(outcome.exitCode));
       if (accepted && !outcome.timedOut && !outcome.outputTooLarge) {
+        await logArtifacts(ctx, outputDir, artifacts, log);
         const files = await collectOutputs(outputDir, stage);
         return { datum, state: 'success', files, attempts, durationMs, error: '', log: log.text(), startedAt, finishedAt: new Date().toISOString() };
       }
@@ -345,6 +370,22 @@ async function materialize(data: DataService, datum: Datum, root: string): Promi
   return [...mounts].map(([name, hostPath]) => ({ name, hostPath }));
 }
 
+/** Artifacts a step named in its metrics file: files under /pfs/out, stored with the run. */
+async function logArtifacts(ctx: RunnerContext, outputDir: string, paths: string[], log: NodeJS.WritableStream): Promise<void> {
+  for (const path of paths) {
+    const rel = path.replace(/^\/pfs\/out\/?/, '').replace(/^\$STRATA_PFS\/out\/?/, '');
+    if (rel === path || rel.split('/').includes('..') || !rel) {
+      log.write(`strata: STRATA_METRICS: artifact ${path} is not under /pfs/out; skipped\n`);
+      continue;
+    }
+    try {
+      await ctx.tracking.logArtifact(ctx.runId, rel, await readFile(join(outputDir, rel)));
+    } catch (err) {
+      log.write(`strata: STRATA_METRICS: artifact ${path}: ${(err as Error).message}\n`);
+    }
+  }
+}
+
 /** Stores every regular file under `dir` and returns their repo paths. Symlinks are not followed. */
 async function collectOutputs(dir: string, stage: ContentStage): Promise<FileRef[]> {
   const out: FileRef[] = [];
@@ -352,6 +393,7 @@ async function collectOutputs(dir: string, stage: ContentStage): Promise<FileRef
     for (const e of (await readdir(abs, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const path = `${rel}/${e.name}`;
       const full = join(abs, e.name);
+      if (path === `/${METRICS_FILE}`) continue;
       if (e.isDirectory()) await visit(full, path);
       else if (e.isFile()) {
         const size = (await stat(full)).size;

@@ -7,6 +7,7 @@ import type { Executor } from '../exec/executor.js';
 import type { JobTable, Schema } from '../meta/schema.js';
 import { runJob, type JobInput } from './job-runner.js';
 import type { PipelineService } from './service.js';
+import type { TrackingService } from '../tracking/service.js';
 import { inputRepos, type PipelineSpec } from './spec.js';
 
 // Decides which jobs should exist and runs them.
@@ -36,6 +37,7 @@ export class Scheduler {
     private db: Kysely<Schema>,
     private data: DataService,
     private pipelines: PipelineService,
+    private tracking: TrackingService,
     private executor: Executor,
     private opts: SchedulerOptions,
   ) {}
@@ -204,25 +206,70 @@ export class Scheduler {
         // the next renewal tries again; an expired lease only lets another runner resume the job
       }
     }, RENEW_MS);
+    let runId: string | undefined;
     try {
       const spec = await this.pipelines.specVersion(job.pipeline, job.version);
+      runId = await this.runFor(job, spec);
       if (spec.jobTimeoutMs) timeout = setTimeout(() => controller.abort(`timed out after ${spec.jobTimeout}`), spec.jobTimeoutMs);
       mkdirSync(dir, { recursive: true });
       const result = await runJob(
-        { db: this.db, data: this.data, executor: this.executor, scratch: this.opts.scratch, hide: this.opts.hide, signal: controller.signal },
+        {
+          db: this.db,
+          data: this.data,
+          tracking: this.tracking,
+          runId,
+          executor: this.executor,
+          scratch: this.opts.scratch,
+          hide: this.opts.hide,
+          signal: controller.signal,
+        },
         job,
         spec,
       );
       const state = controller.signal.aborted && String(controller.signal.reason).startsWith('timed out') ? 'failure' : result.state;
       await this.finish(job.id, state, result.reason, result.outputCommit);
+      await this.tracking.updateRun(runId, {
+        status: state === 'success' ? 'FINISHED' : state === 'killed' ? 'KILLED' : 'FAILED',
+        end_time: Date.now(),
+        output_commit: result.outputCommit,
+      });
     } catch (err) {
       await this.finish(job.id, 'failure', `internal error: ${(err as Error).message}`);
+      if (runId) await this.tracking.updateRun(runId, { status: 'FAILED', end_time: Date.now() }).catch(() => {});
     } finally {
       clearInterval(renew);
       clearTimeout(timeout);
       this.running.delete(job.id);
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  /** The job's tracked run: created on first start, reused when a job is resumed. */
+  private async runFor(job: JobTable, spec: PipelineSpec): Promise<string> {
+    const existing = await this.db.selectFrom('runs').select('id').where('job', '=', job.id).executeTakeFirst();
+    if (existing) return existing.id;
+    const inputs = JSON.parse(job.inputs) as JobInput[];
+    // Code version: the git commit of a git input, else the pipeline spec's hash.
+    let codeVersion: string | undefined;
+    for (const input of inputRepos(spec)) {
+      if (input.kind !== 'git') continue;
+      const commit = inputs.find((i) => i.name === input.name)?.commit;
+      if (commit) codeVersion = (await this.data.inspectCommit(`${input.repo}@${commit}`)).provenance[0]?.commit;
+    }
+    codeVersion ??= (await this.db.selectFrom('pipeline_versions').select('spec_hash').where('pipeline', '=', job.pipeline).where('version', '=', job.version).executeTakeFirst())?.spec_hash;
+    const pipeline = await this.db.selectFrom('pipelines').select('creator').where('name', '=', job.pipeline).executeTakeFirst();
+    const experiment = await this.tracking.ensureExperiment(job.pipeline);
+    const run = await this.tracking.createRun({
+      experiment_id: experiment.experiment_id,
+      run_name: `${job.pipeline}-${job.id.slice(0, 8)}`,
+      user_id: pipeline?.creator ?? '',
+      pipeline: job.pipeline,
+      job: job.id,
+      code_version: codeVersion,
+      input_commits: inputs.map((i) => ({ repo: i.repo, commit: i.commit })),
+      tags: { 'strata.pipeline': job.pipeline, 'strata.job': job.id, 'strata.commit_set': job.commit_set, 'strata.pipeline_version': String(job.version) },
+    });
+    return run.info.run_id;
   }
 
   private async finish(id: string, state: string, reason: string, outputCommit?: string) {
