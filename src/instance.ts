@@ -8,6 +8,7 @@ import { LocalObjectStore } from './storage/local.js';
 import { createLocalExecutor } from './exec/executor.js';
 import { Lineage } from './lineage/graph.js';
 import { TrackingService } from './tracking/service.js';
+import { Registry } from './tracking/registry.js';
 import { Scheduler } from './pipelines/scheduler.js';
 import { PipelineService } from './pipelines/service.js';
 import { Triggers } from './pipelines/triggers.js';
@@ -45,6 +46,7 @@ export class Instance {
     readonly pipelines: PipelineService,
     readonly lineage: Lineage,
     readonly tracking: TrackingService,
+    readonly registry: Registry,
   ) {}
 
   private schedulerInstance?: Scheduler;
@@ -97,7 +99,9 @@ export class Instance {
     const chunks = new ChunkStore(meta.db, objects);
     const data = new DataService(meta.db, chunks);
     const tracking = new TrackingService(meta.db, data);
-    return new Instance(dir, config, meta, objects, data, new PipelineService(meta.db, data), new Lineage(meta.db, data), tracking);
+    const lineage = new Lineage(meta.db, data);
+    const registry = new Registry(meta.db, data, lineage);
+    return new Instance(dir, config, meta, objects, data, new PipelineService(meta.db, data), lineage, tracking, registry);
   }
 
   async close(): Promise<void> {

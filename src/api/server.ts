@@ -5,7 +5,9 @@ import type { Instance } from '../instance.js';
 import { errorBody, type ErrorContext } from './errors.js';
 import { commitRoutes } from './routes/commits.js';
 import { fileRoutes } from './routes/files.js';
+import { modelRoutes } from './routes/models.js';
 import { pipelineRoutes } from './routes/pipelines.js';
+import { runRoutes } from './routes/runs.js';
 import { repoRoutes } from './routes/repos.js';
 import { systemRoutes } from './routes/system.js';
 import { sharedSchemas } from './schemas.js';
@@ -90,6 +92,8 @@ export function buildServer(instance: Instance, opts: ServerOptions = {}): Fasti
   app.register(commitRoutes, { data });
   app.register(fileRoutes, { data, errors });
   app.register(pipelineRoutes, { instance });
+  app.register(modelRoutes, { registry: instance.registry });
+  app.register(runRoutes, { tracking: instance.tracking });
   return app;
 }
 

@@ -12,6 +12,8 @@ import { parseSpecText } from '../pipelines/spec-text.js';
 import { localClient } from './local-client.js';
 import { changesFrom, expandFiles, planSources } from './sources.js';
 import { StatCache } from './stat-cache.js';
+import { registerRunCommands } from './run-commands.js';
+import { registerModelCommands } from './model-commands.js';
 import { formatBytes, progressBar } from './progress.js';
 import { printJson, printTable } from './output.js';
 
@@ -522,6 +524,9 @@ function buildProgram(): Command {
         if (g.edges.length === 0) process.stdout.write(`${label(g.nodes[0]!.id)} has no lineage in that direction\n`);
       }),
     );
+
+  registerRunCommands(program, withClient);
+  registerModelCommands(program, withClient);
 
   // ---- server ----
   program

@@ -12,6 +12,20 @@ import type {
 } from '../data/types.js';
 import type { DatumInfo, JobInfo, PipelineInfo } from '../pipelines/types.js';
 import type { LineageGraph } from '../lineage/graph.js';
+import type { LogBatch } from '../tracking/service.js';
+import type {
+  ArtifactInfo,
+  CreateRunInput,
+  Experiment,
+  MetricPoint,
+  Run,
+  RunComparison,
+  RunInfo,
+  RunStatus,
+  SearchRunsInput,
+} from '../tracking/types.js';
+import type { AliasAt, RegisterVersionInput } from '../tracking/registry.js';
+import type { AliasChange, GateRule, ModelVersion, RegisteredModel, TensorSpec } from '../tracking/types.js';
 
 // What the CLI (and any program) can do with Strata. Two implementations:
 // in-process over an Instance (cli/local-client.ts) and over HTTP
@@ -61,10 +75,64 @@ export interface StrataClient {
   wait(ref?: string): Promise<JobInfo[]>;
   lineage(ref: string, opts?: { direction?: 'upstream' | 'downstream' | 'both' }): Promise<LineageGraph>;
 
+  // ---- tracking (issue 4) ----
+  listExperiments(): Promise<Experiment[]>;
+  createExperiment(name: string, tags?: Record<string, string>): Promise<Experiment>;
+  createRun(input?: CreateRunInput): Promise<Run>;
+  getRun(id: string): Promise<Run>;
+  updateRun(id: string, changes: { status?: RunStatus; end_time?: number; run_name?: string }): Promise<RunInfo>;
+  logBatch(id: string, batch: LogBatch): Promise<void>;
+  searchRuns(input?: SearchRunsInput): Promise<{ runs: Run[]; next_page_token?: string }>;
+  compareRuns(ids: string[]): Promise<RunComparison>;
+  metricHistory(id: string, key: string): Promise<MetricPoint[]>;
+  listArtifacts(id: string, path?: string): Promise<ArtifactInfo[]>;
+
+  // ---- model registry (issue 4) ----
+  createModel(input: { name: string; description?: string; tags?: Record<string, string> }): Promise<RegisteredModel>;
+  /** `filter`: the name contains it (case-insensitive). */
+  listModels(opts?: { filter?: string }): Promise<RegisteredModel[]>;
+  inspectModel(name: string): Promise<RegisteredModel>;
+  /** Deletes the model with its versions, aliases and gates; the alias history is kept. */
+  deleteModel(name: string): Promise<void>;
+  /** Registers the file at `input.from` (REPO[@REF]:/path) as the next version; creates the model if needed. */
+  registerModelVersion(name: string, input: RegisterVersionInput): Promise<ModelVersion>;
+  inspectModelVersion(name: string, version: number): Promise<ModelVersion>;
+  /** The version an alias points at ("latest": the highest version). */
+  inspectModelAlias(name: string, alias: string): Promise<ModelVersion>;
+  listModelVersions(name: string): Promise<ModelVersion[]>;
+  deleteModelVersion(name: string, version: number): Promise<void>;
+  /** Moves an alias if its gates pass (POLICY_VIOLATION otherwise). `actor` defaults to the local user. */
+  setModelAlias(name: string, alias: string, version: number, opts?: { actor?: string; reason?: string }): Promise<AliasChange>;
+  deleteModelAlias(name: string, alias: string, opts?: { actor?: string; reason?: string }): Promise<AliasChange>;
+  /** Alias moves, newest first. */
+  aliasHistory(name: string, opts?: { alias?: string }): Promise<AliasChange[]>;
+  /** The version that held an alias at `time` (epoch ms or ISO-8601). */
+  aliasAt(name: string, alias: string, time: number | string): Promise<AliasAt>;
+  /** Replaces the promotion gate of name@alias; [] removes it. */
+  setGates(name: string, alias: string, rules: GateRule[]): Promise<GateRule[]>;
+  getGates(name: string, alias: string): Promise<GateRule[]>;
+
   close(): Promise<void>;
 }
 
 export type {
+  AliasAt,
+  AliasChange,
+  GateRule,
+  ModelVersion,
+  RegisteredModel,
+  RegisterVersionInput,
+  TensorSpec,
+  ArtifactInfo,
+  CreateRunInput,
+  Experiment,
+  LogBatch,
+  MetricPoint,
+  Run,
+  RunComparison,
+  RunInfo,
+  RunStatus,
+  SearchRunsInput,
   DatumInfo,
   JobInfo,
   LineageGraph,

@@ -1,5 +1,20 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { DatumInfo, JobInfo, LineageGraph, PipelineInfo } from './client.js';
+import type {
+  ArtifactInfo,
+  CreateRunInput,
+  DatumInfo,
+  Experiment,
+  JobInfo,
+  LineageGraph,
+  LogBatch,
+  MetricPoint,
+  PipelineInfo,
+  Run,
+  RunComparison,
+  RunInfo,
+  RunStatus,
+  SearchRunsInput,
+} from './client.js';
 import type {
   BranchInfo,
   Change,
@@ -14,6 +29,7 @@ import type {
 } from '../data/types.js';
 import { codeFromStatus, InvalidArgumentError, StrataError, type ErrorCode } from '../errors.js';
 import type { StrataClient } from './client.js';
+import type { AliasAt, AliasChange, GateRule, ModelVersion, RegisteredModel, RegisterVersionInput } from './client.js';
 
 // The StrataClient over HTTP (api/server.ts is the other side). It behaves
 // like the in-process client, errors included: an error response
@@ -231,6 +247,110 @@ export class HttpClient implements StrataClient {
 
   lineage(ref: string, opts: { direction?: 'upstream' | 'downstream' | 'both' } = {}): Promise<LineageGraph> {
     return this.json('GET', '/api/v1/lineage', { query: { ref, direction: opts.direction } });
+  }
+
+  // ---- tracking ----
+
+  listExperiments(): Promise<Experiment[]> {
+    return this.json('GET', '/api/v1/experiments');
+  }
+
+  createExperiment(name: string, tags?: Record<string, string>): Promise<Experiment> {
+    return this.json('POST', '/api/v1/experiments', { json: { name, tags } });
+  }
+
+  createRun(input: CreateRunInput = {}): Promise<Run> {
+    return this.json('POST', '/api/v1/runs', { json: input });
+  }
+
+  getRun(id: string): Promise<Run> {
+    return this.json('GET', `/api/v1/runs/${seg(id)}`);
+  }
+
+  updateRun(id: string, changes: { status?: RunStatus; end_time?: number; run_name?: string }): Promise<RunInfo> {
+    return this.json('PATCH', `/api/v1/runs/${seg(id)}`, { json: changes });
+  }
+
+  async logBatch(id: string, batch: LogBatch): Promise<void> {
+    await (await this.send('POST', `/api/v1/runs/${seg(id)}/log`, { json: batch })).body?.cancel().catch(() => {});
+  }
+
+  searchRuns(input: SearchRunsInput = {}): Promise<{ runs: Run[]; next_page_token?: string }> {
+    return this.json('POST', '/api/v1/runs/search', { json: input });
+  }
+
+  compareRuns(ids: string[]): Promise<RunComparison> {
+    return this.json('POST', '/api/v1/runs/compare', { json: { run_ids: ids } });
+  }
+
+  metricHistory(id: string, key: string): Promise<MetricPoint[]> {
+    return this.json('GET', `/api/v1/runs/${seg(id)}/metrics`, { query: { key } });
+  }
+
+  listArtifacts(id: string, path?: string): Promise<ArtifactInfo[]> {
+    return this.json('GET', `/api/v1/runs/${seg(id)}/artifacts`, { query: { path } });
+  }
+
+  // ---- model registry ----
+
+  createModel(input: { name: string; description?: string; tags?: Record<string, string> }): Promise<RegisteredModel> {
+    return this.json('POST', '/api/v1/models', { json: input });
+  }
+
+  listModels(opts: { filter?: string } = {}): Promise<RegisteredModel[]> {
+    return this.json('GET', '/api/v1/models', { query: { filter: opts.filter } });
+  }
+
+  inspectModel(name: string): Promise<RegisteredModel> {
+    return this.json('GET', `/api/v1/models/${seg(name)}`);
+  }
+
+  async deleteModel(name: string): Promise<void> {
+    await this.empty('DELETE', `/api/v1/models/${seg(name)}`);
+  }
+
+  registerModelVersion(name: string, input: RegisterVersionInput): Promise<ModelVersion> {
+    return this.json('POST', `/api/v1/models/${seg(name)}/versions`, { json: input });
+  }
+
+  inspectModelVersion(name: string, version: number): Promise<ModelVersion> {
+    return this.json('GET', `/api/v1/models/${seg(name)}/versions/${seg(String(version))}`);
+  }
+
+  inspectModelAlias(name: string, alias: string): Promise<ModelVersion> {
+    return this.json('GET', `/api/v1/models/${seg(name)}/aliases/${seg(alias)}`);
+  }
+
+  listModelVersions(name: string): Promise<ModelVersion[]> {
+    return this.json('GET', `/api/v1/models/${seg(name)}/versions`);
+  }
+
+  async deleteModelVersion(name: string, version: number): Promise<void> {
+    await this.empty('DELETE', `/api/v1/models/${seg(name)}/versions/${seg(String(version))}`);
+  }
+
+  setModelAlias(name: string, alias: string, version: number, opts: { actor?: string; reason?: string } = {}): Promise<AliasChange> {
+    return this.json('PUT', `/api/v1/models/${seg(name)}/aliases/${seg(alias)}`, { json: { version, actor: opts.actor, reason: opts.reason } });
+  }
+
+  deleteModelAlias(name: string, alias: string, opts: { actor?: string; reason?: string } = {}): Promise<AliasChange> {
+    return this.json('DELETE', `/api/v1/models/${seg(name)}/aliases/${seg(alias)}`, { query: { actor: opts.actor, reason: opts.reason } });
+  }
+
+  aliasHistory(name: string, opts: { alias?: string } = {}): Promise<AliasChange[]> {
+    return this.json('GET', `/api/v1/models/${seg(name)}/alias-history`, { query: { alias: opts.alias } });
+  }
+
+  aliasAt(name: string, alias: string, time: number | string): Promise<AliasAt> {
+    return this.json('GET', `/api/v1/models/${seg(name)}/aliases/${seg(alias)}/at`, { query: { time } });
+  }
+
+  setGates(name: string, alias: string, rules: GateRule[]): Promise<GateRule[]> {
+    return this.json('PUT', `/api/v1/models/${seg(name)}/gates/${seg(alias)}`, { json: { rules } });
+  }
+
+  getGates(name: string, alias: string): Promise<GateRule[]> {
+    return this.json('GET', `/api/v1/models/${seg(name)}/gates/${seg(alias)}`);
   }
 
   async close(): Promise<void> {

@@ -227,7 +227,7 @@ export function parseGateRule(text: string): GateRule {
     }
     return validateGateRule(rule, `gate rule "${text}"`);
   }
-  m = /^metrics?\.(.+?)\s*(>=|<=|!=|==|=|>|<)\s*(\S+)$/.exec(t);
+  m = /^metrics?\.([^\s<>=!]+)\s*(>=|<=|!=|==|=|>|<)\s*(\S+)$/.exec(t);
   if (m) return validateGateRule({ metric: m[1], op: m[2], value: numberOf(m[3]!, bad) }, `gate rule "${text}"`);
   throw bad('not understood');
 }

@@ -143,7 +143,7 @@ export class Registry {
     const now = Date.now();
     const row = { name, description: checkText(opts.description, 'description'), tags: JSON.stringify(checkTags(opts.tags, 'tags')), created_at: now, updated_at: now };
     const inserted = await this.db.insertInto('registered_models').values(row).onConflict((oc) => oc.column('name').doNothing()).executeTakeFirst();
-    if (Number(inserted.numInsertedRows ?? 0) === 0) throw new AlreadyExistsError(`model "${name}" already exists`);
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) throw new AlreadyExistsError(`model "${name}" already exists`);
     return this.getModel(name);
   }
 

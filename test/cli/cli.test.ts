@@ -159,6 +159,39 @@ for (const mode of ['local', 'http'] as const) {
       fails(2, ['pipeline', 'inspect', 'upper'], /not found/);
     });
 
+    it('tracks every job as a run: run list with a filter, show, compare, metrics', () => {
+      const spec = join(dir.path, `scorer-${mode}.yaml`);
+      writeFileSync(
+        spec,
+        [
+          'pipeline: {name: scorer}',
+          'input: {pfs: {repo: emails, glob: /data}}',
+          'transform:',
+          '  cmd: [sh, -c, \'n=$(find /pfs/emails -type f | wc -l); echo "{\\"param\\":\\"files\\",\\"value\\":\\"$n\\"}" >> $STRATA_METRICS; for s in 1 2; do echo "{\\"metric\\":\\"score\\",\\"value\\":$n.$s,\\"step\\":$s}" >> $STRATA_METRICS; done; echo $n > /pfs/out/n\']',
+        ].join('\n'),
+      );
+      ok('pipeline', 'create', '-f', spec);
+      assert.equal(run('wait').code, 0);
+      const put = strata(['put', 'emails@master:/data/d.txt', '-', '--wait'], { env, input: 'delta\n' });
+      assert.equal(put.code, 0, put.stderr);
+      const runs = json('run', 'list', '--pipeline', 'scorer', '--sort', '-metrics.score');
+      assert.equal(runs.length, 2);
+      assert.ok(runs[0].data.metrics.score.value > runs[1].data.metrics.score.value);
+      const filtered = json('run', 'list', '--pipeline', 'scorer', '--filter', `params.files = '${runs[0].data.params.files}'`);
+      assert.deepEqual(filtered.map((r: any) => r.info.run_id), [runs[0].info.run_id]);
+      const shown = json('run', 'show', runs[0].info.run_id.slice(0, 12));
+      assert.equal(shown.info.pipeline, 'scorer');
+      assert.equal(shown.info.status, 'FINISHED');
+      assert.deepEqual(json('run', 'metrics', runs[0].info.run_id, 'score').map((p: any) => p.step), [1, 2]);
+      const cmp = json('run', 'compare', runs[0].info.run_id, runs[1].info.run_id);
+      assert.equal(cmp.metrics[0].key, 'score');
+      assert.ok(cmp.metrics[0].deltas[1] < 0);
+      assert.match(ok('run', 'list', '--pipeline', 'scorer').stdout, /SCORE/);
+      fails(2, ['run', 'list', '--filter', 'metrics.score >'], /filter/);
+      fails(2, ['run', 'show', 'fffffffffffff'], /not found/);
+      ok('pipeline', 'delete', 'scorer');
+    });
+
     it('rejects bad input with exit 2, one clear line, and changes nothing', () => {
       const head = json('repo', 'inspect', 'emails').head;
       fails(2, ['ls', 'nosuch@master'], /repo "nosuch" not found/);
