@@ -291,8 +291,9 @@ export class TrackingService {
           .onConflict((oc) => oc.columns(['run_id', 'key']).doUpdateSet((eb) => ({ value: eb.ref('excluded.value') })))
           .execute();
       }
-      for (let i = 0; i < metrics.length; i += 500) {
-        await trx.insertInto('metrics').values(metrics.slice(i, i + 500)).execute();
+      // 5 columns x 4,000 rows stays under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+      for (let i = 0; i < metrics.length; i += 4000) {
+        await trx.insertInto('metrics').values(metrics.slice(i, i + 4000)).execute();
       }
       // The latest point per key of this batch, then upserted where newer (higher step, then later).
       const latest = new Map<string, (typeof metrics)[number]>();
