@@ -91,6 +91,18 @@ for (const backend of await backends()) {
       assert.deepEqual(await instance.registry.listModels({ filter: 'nomatch' }), []);
     });
 
+    it('creates, describes, tags and deletes models', async () => {
+      await rejectsWith(instance.registry.createModel('iris'), 'ALREADY_EXISTS', /iris/);
+      const m = await instance.registry.createModel('empty-model', { description: 'nothing yet', tags: { team: 'ml' } });
+      assert.deepEqual([m.latest_version, m.description, m.tags, m.aliases], [null, 'nothing yet', { team: 'ml' }, {}]);
+      assert.equal((await instance.registry.updateModel('empty-model', { description: 'still nothing' })).description, 'still nothing');
+      assert.deepEqual((await instance.registry.setModelTag('empty-model', 'owner', 'ana')).tags, { team: 'ml', owner: 'ana' });
+      assert.deepEqual((await instance.registry.setModelTag('empty-model', 'team', null)).tags, { owner: 'ana' });
+      await rejectsWith(instance.registry.getVersionByAlias('empty-model', 'latest'), 'NOT_FOUND', /no versions/);
+      await instance.registry.deleteModel('empty-model');
+      await rejectsWith(instance.registry.deleteModel('empty-model'), 'NOT_FOUND');
+    });
+
     it('refuses a missing path, a directory, invalid ONNX, an unknown run or ref, and registers nothing', async () => {
       await put('train', { '/bad.onnx': text('this is not a protobuf model'), '/empty.onnx': new Uint8Array(0) });
       const before = (await instance.registry.listVersions('iris')).length;
