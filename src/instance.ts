@@ -64,6 +64,7 @@ export class Instance {
     this.schedulerInstance ??= new Scheduler(this.meta.db, this.data, this.pipelines, this.tracking, createLocalExecutor(), {
       scratch: join(this.home, 'scratch'),
       hide: [this.home],
+      registry: this.registry,
     });
     return this.schedulerInstance;
   }

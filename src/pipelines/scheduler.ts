@@ -8,6 +8,8 @@ import type { JobTable, Schema } from '../meta/schema.js';
 import { runJob, type JobInput } from './job-runner.js';
 import type { PipelineService } from './service.js';
 import type { TrackingService } from '../tracking/service.js';
+import type { Registry } from '../tracking/registry.js';
+import { StrataError } from '../errors.js';
 import { inputRepos, type PipelineSpec } from './spec.js';
 
 // Decides which jobs should exist and runs them.
@@ -27,6 +29,8 @@ const RENEW_MS = 3_000;
 export interface SchedulerOptions {
   scratch: string;
   hide: string[];
+  /** Where a spec's `model` section registers the model its job wrote. */
+  registry?: Registry;
 }
 
 export class Scheduler {
@@ -227,7 +231,9 @@ export class Scheduler {
         spec,
       );
       const state = controller.signal.aborted && String(controller.signal.reason).startsWith('timed out') ? 'failure' : result.state;
-      await this.finish(job.id, state, result.reason, result.outputCommit);
+      let reason = result.reason;
+      if (state === 'success' && result.outputCommit) reason = await this.registerModel(job, spec, result.outputCommit, runId);
+      await this.finish(job.id, state, reason, result.outputCommit);
       await this.tracking.updateRun(runId, {
         status: state === 'success' ? 'FINISHED' : state === 'killed' ? 'KILLED' : 'FAILED',
         end_time: Date.now(),
@@ -241,6 +247,43 @@ export class Scheduler {
       clearTimeout(timeout);
       this.running.delete(job.id);
       rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * A spec's `model: {name, path, promote_to}` section: register the file the
+   * job wrote as a new model version, linked to the job's run, and move the
+   * alias if asked — subject to the alias's gates. A refused promotion does
+   * not fail the job; it is said in the job's reason and a run tag.
+   */
+  private async registerModel(job: JobTable, spec: PipelineSpec, outputCommit: string, runId: string): Promise<string> {
+    const model = spec.model as { name?: unknown; path?: unknown; promote_to?: unknown } | undefined;
+    if (!model || !this.opts.registry) return '';
+    const name = String(model.name ?? spec.pipeline.name);
+    const path = String(model.path ?? '/model.onnx');
+    const actor = `pipeline:${spec.pipeline.name}`;
+    try {
+      const version = await this.opts.registry.registerVersion(name, {
+        from: `${spec.pipeline.name}@${outputCommit}:${path.startsWith('/') ? path : `/${path}`}`,
+        run_id: runId,
+        user: actor,
+        description: `from job ${job.id}`,
+      });
+      await this.tracking.setTag(runId, 'strata.model_version', `${name}/${version.version}`);
+      let note = `registered ${name} version ${version.version}`;
+      if (typeof model.promote_to === 'string' && model.promote_to) {
+        try {
+          await this.opts.registry.setAlias(name, model.promote_to, version.version, { actor, reason: `job ${job.id}` });
+          note += `, promoted to ${model.promote_to}`;
+        } catch (err) {
+          if (!(err instanceof StrataError) || err.code !== 'POLICY_VIOLATION') throw err;
+          note += `; promotion to ${model.promote_to} refused: ${err.message}`;
+          await this.tracking.setTag(runId, 'strata.promotion_refused', err.message.slice(0, 7000));
+        }
+      }
+      return note;
+    } catch (err) {
+      return `model registration failed: ${(err as Error).message}`;
     }
   }
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { backends, readText, rejectsWith } from '../fixtures.js';
 import type { Instance } from '../../src/instance.js';
+import { logisticRegressionModel } from '../../src/onnx/build.js';
 
 // Runs, params, metrics, tags, artifacts, search and comparison, on each
 // metadata backend; and every pipeline job as a run fed by $STRATA_METRICS.
@@ -131,6 +132,40 @@ for (const backend of await backends()) {
       assert.match(logs, /metric "bad" rejected/);
       assert.deepEqual((await instance.data.ls('trainer')).map((f) => f.path), ['/model.bin', '/report.txt'], 'the metrics file is not output');
       assert.equal((await readText(instance, 'trainer@master:/model.bin')).trim(), 'model');
+    });
+
+    it('registers the model a job wrote and promotes it through the gate', async () => {
+      const onnx = logisticRegressionModel({ weights: new Float32Array([0.5, -0.25, 1]), bias: 0.1, features: 3 });
+      await instance.data.createRepo({ name: 'model-src' });
+      await instance.data.commit('model-src', 'master', [
+        { op: 'put', path: '/model.onnx', content: onnx },
+        { op: 'put', path: '/accuracy', content: new TextEncoder().encode('0.95') },
+      ]);
+      await instance.registry.createModel('spam');
+      await instance.registry.setGates('spam', 'staging', [{ metric: 'accuracy', op: '>=', value: 0.9 }]);
+      await instance.pipelines.create({
+        pipeline: { name: 'fit' },
+        input: { pfs: { repo: 'model-src', glob: '/' } },
+        transform: { cmd: ['sh', '-c', 'cp /pfs/model-src/model.onnx /pfs/out/; echo "{\\"metric\\":\\"accuracy\\",\\"value\\":$(cat /pfs/model-src/accuracy)}" >> $STRATA_METRICS'] },
+        model: { name: 'spam', path: '/model.onnx', promote_to: 'staging' },
+      });
+      await instance.scheduler.drain();
+      let job = (await instance.pipelines.listJobs({ pipeline: 'fit' }))[0]!;
+      assert.equal(job.state, 'success');
+      assert.match(job.reason, /registered spam version 1, promoted to staging/);
+      const v1 = await instance.registry.getVersionByAlias('spam', 'staging');
+      assert.equal(v1.version, 1);
+      assert.equal(v1.signature?.inputs[0]?.name, 'input');
+      const run = (await instance.tracking.searchRuns({ pipeline: 'fit' })).runs[0]!;
+      assert.equal(v1.run_id, run.info.run_id);
+      assert.ok(v1.lineage.some((c) => c.repo === 'model-src'), 'the model knows the data that made it');
+
+      await instance.data.commit('model-src', 'master', [{ op: 'put', path: '/accuracy', content: new TextEncoder().encode('0.5') }]);
+      await instance.scheduler.drain();
+      job = (await instance.pipelines.listJobs({ pipeline: 'fit' }))[0]!;
+      assert.equal(job.state, 'success', 'a refused promotion does not fail the job');
+      assert.match(job.reason, /registered spam version 2; promotion to staging refused: .*accuracy/);
+      assert.equal((await instance.registry.getVersionByAlias('spam', 'staging')).version, 1, 'the gate kept version 1');
     });
   });
 }
