@@ -109,6 +109,35 @@ strata(['pipeline', 'create', '-f', join(work, 'stats.yaml')]);
 strata(['wait']);
 strata(['cat', 'stats@master:/summary.json']);
 
+show('Training: a pipeline trains a spam classifier, logs params and metrics, writes model.onnx');
+writeFileSync(
+  join(work, 'train.yaml'),
+  [
+    'pipeline:',
+    '  name: train',
+    'description: hashed bag-of-words + logistic regression, exported to ONNX',
+    'input:',
+    '  pfs:',
+    '    repo: emails',
+    '    glob: /',
+    'transform:',
+    `  cmd: [${JSON.stringify(process.execPath)}, ${JSON.stringify(join(stepsDir, 'train.js'))}]`,
+    '  env:',
+    '    STRATA_PARAM_EPOCHS: "5"',
+    'model:',
+    '  name: spam',
+    '  path: /model.onnx',
+    '  promote_to: staging',
+  ].join('\n') + '\n',
+);
+process.stdout.write(readFileSync(join(work, 'train.yaml'), 'utf8'));
+strata(['model', 'create', 'spam']);
+strata(['model', 'gate', 'set', 'spam', 'staging', 'metrics.accuracy >= 0.9']);
+strata(['pipeline', 'create', '-f', join(work, 'train.yaml')]);
+strata(['wait']);
+strata(['run', 'list', '--pipeline', 'train']);
+strata(['model', 'versions', 'spam']);
+
 show('Second commit: relabel two emails, add one, remove one');
 const edits = join(work, 'edits');
 mkdirSync(join(edits, 'spam-2'), { recursive: true });
@@ -128,6 +157,11 @@ show('Incremental: only the folders that changed are processed again');
 strata(['wait']);
 strata(['job', 'list']);
 strata(['lineage', 'stats@master', '--upstream']);
+
+show('Retrained on the new data: a new model version, gated into staging, with the data that trained it');
+strata(['run', 'list', '--pipeline', 'train', '--sort', '-metrics.accuracy']);
+strata(['model', 'alias', 'history', 'spam', 'staging']);
+strata(['model', 'version', 'spam', 'staging']);
 
 show('History and what changed since the corpus commit');
 strata(['log', 'emails@master', '-n', '5']);

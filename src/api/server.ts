@@ -5,6 +5,7 @@ import type { Instance } from '../instance.js';
 import { errorBody, type ErrorContext } from './errors.js';
 import { commitRoutes } from './routes/commits.js';
 import { fileRoutes } from './routes/files.js';
+import { mlflowRoutes } from './routes/mlflow.js';
 import { modelRoutes } from './routes/models.js';
 import { pipelineRoutes } from './routes/pipelines.js';
 import { runRoutes } from './routes/runs.js';
@@ -94,6 +95,7 @@ export function buildServer(instance: Instance, opts: ServerOptions = {}): Fasti
   app.register(pipelineRoutes, { instance });
   app.register(modelRoutes, { registry: instance.registry });
   app.register(runRoutes, { tracking: instance.tracking });
+  app.register(mlflowRoutes, { tracking: instance.tracking, registry: instance.registry, errors });
   return app;
 }
 
