@@ -46,10 +46,16 @@ export class Scheduler {
     private opts: SchedulerOptions,
   ) {}
 
-  /** Creates the jobs the current input heads call for. Returns how many were created. */
+  /**
+   * Creates the jobs the current input heads call for. Returns how many were
+   * created. A pipeline waits while a pipeline upstream of it has not caught
+   * up with its own inputs yet, so a commit flows through the DAG once
+   * (montage runs after edges, not once before and once after).
+   */
   async reconcile(): Promise<number> {
     let created = 0;
     const rows = await this.db.selectFrom('pipelines').select(['name', 'version', 'spec']).where('stopped', '=', 0).orderBy('name').execute();
+    const plans = new Map<string, { version: number; inputs: JobInput[]; key: string; commitSet: string; upstream: string[] } | null>();
     for (const p of rows) {
       const spec = JSON.parse(p.spec) as PipelineSpec;
       const inputs: JobInput[] = [];
@@ -65,10 +71,41 @@ export class Scheduler {
         inputs.push({ name: i.name, repo: i.repo, branch: i.branch, commit: c.id });
         if (!newest || c.time > newest.time) newest = { time: c.time, commitSet: c.commit_set ?? c.id };
       }
-      if (!ready || !newest) continue;
+      if (!ready || !newest) {
+        plans.set(p.name, null);
+        continue;
+      }
       const key = createHash('sha256')
         .update(JSON.stringify([p.version, inputs.map((i) => [i.name, i.commit]).sort()]))
         .digest('hex');
+      const upstream = inputRepos(spec).map((i) => i.repo).filter((r) => rows.some((o) => o.name === r));
+      plans.set(p.name, { version: p.version, inputs, key, commitSet: newest.commitSet, upstream });
+    }
+    // Settled: the pipeline's job for its current inputs has finished, and so has everything upstream.
+    const settled = new Map<string, Promise<boolean>>();
+    const isSettled = (name: string): Promise<boolean> => {
+      let s = settled.get(name);
+      if (!s) {
+        s = (async () => {
+          const plan = plans.get(name);
+          if (!plan) return true;
+          const job = await this.db.selectFrom('jobs').select('state').where('pipeline', '=', name).where('input_key', '=', plan.key).executeTakeFirst();
+          if (!job || job.state === 'created' || job.state === 'running') return false;
+          for (const u of plan.upstream) if (!(await isSettled(u))) return false;
+          return true;
+        })();
+        settled.set(name, s);
+      }
+      return s;
+    };
+    for (const p of rows) {
+      const plan = plans.get(p.name);
+      if (!plan) continue;
+      const { inputs, key } = plan;
+      const newest = { commitSet: plan.commitSet };
+      let waiting = false;
+      for (const u of plan.upstream) if (!(await isSettled(u))) waiting = true;
+      if (waiting) continue;
       const exists = await this.db.selectFrom('jobs').select('id').where('pipeline', '=', p.name).where('input_key', '=', key).executeTakeFirst();
       if (exists) continue;
       const seq = await this.db.selectFrom('jobs').select(sql<number>`coalesce(max(seq), 0) + 1`.as('next')).executeTakeFirstOrThrow();

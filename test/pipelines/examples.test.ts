@@ -303,7 +303,7 @@ describe('Pachyderm opencv example: edges + montage', { skip: opencvSkip }, () =
   // Strata's scheduler also starts a montage job over the new images and the
   // previous edges at once, which runs (and briefly publishes a montage of
   // mismatched inputs) before the intended one.
-  it('runs montage once per commit to images, after edges (Pachyderm commit sets)', { todo: 'scheduler: a downstream job should wait for upstream pipelines of the same commit set' }, () => {
+  it('runs montage once per commit to images, after edges (Pachyderm commit sets)', () => {
     assert.deepEqual(
       montageJobsOfSecondPut.map((j) => j.state),
       ['success'],

@@ -495,14 +495,12 @@ export const mlflowRoutes: FastifyPluginAsync<MlflowRoutesOptions> = async (app,
       summary: 'Create a run',
       async handle(f) {
         const tags = f.tags();
-        const status = f.str('status');
         const run = await tracking.createRun({
           experiment_id: f.str('experiment_id') || '0',
           run_name: f.str('run_name') || tags['mlflow.runName'],
           start_time: f.int('start_time'),
           user_id: f.str('user_id') ?? tags['mlflow.user'],
           tags,
-          ...(status ? { status: status as RunStatus } : {}),
         });
         return { run: runWire(run) };
       },
