@@ -239,8 +239,8 @@ async function processDatum(
       if (attempts > 1) {
         await sleep(backoffMs(policy, attempts), ctx.signal);
         log.write(`--- attempt ${attempts} of ${policy.maxAttempts} ---\n`);
+        await rm(dir, { recursive: true, force: true }); // a clean slate; the slot is removed after every datum
       }
-      await rm(dir, { recursive: true, force: true });
       const inputs = await materialize(ctx.data, datum, join(dir, 'in'));
       const outputDir = join(dir, 'out');
       await mkdir(outputDir, { recursive: true });
