@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 // Entries are written only after the commit that stored the content landed.
 
 const RACY_MS = 2000;
+const PRELOAD_MAX = 500_000;
 
 export interface FileStat {
   size: bigint;
@@ -48,11 +49,27 @@ export class StatCache {
 
   /** The cached hash when the file is unchanged since it was committed. */
   lookup(path: string, stat: FileStat): string | undefined {
-    const row = this.lookupStmt.get(path) as { size: string; mtime: string; ctime: string; ino: string; hash: string } | undefined;
+    const row = this.row(path);
     if (!row) return undefined;
     const same =
-      row.size === String(stat.size) && row.mtime === String(stat.mtimeNs) && row.ctime === String(stat.ctimeNs) && row.ino === String(stat.ino);
-    return same ? row.hash : undefined;
+      row[0] === String(stat.size) && row[1] === String(stat.mtimeNs) && row[2] === String(stat.ctimeNs) && row[3] === String(stat.ino);
+    return same ? row[4] : undefined;
+  }
+
+  // A cache of up to PRELOAD_MAX entries is read in one query: one statement
+  // per file costs more than the lookups themselves for a 10k-file put.
+  private preloaded?: Map<string, string[]> | null;
+
+  private row(path: string): string[] | undefined {
+    if (this.preloaded === undefined) {
+      const { n } = this.db.prepare('select count(*) as n from files').get() as { n: number };
+      this.preloaded =
+        n <= PRELOAD_MAX
+          ? new Map((this.db.prepare('select path, size, mtime, ctime, ino, hash from files').raw().all() as string[][]).map((r) => [r[0]!, r.slice(1)]))
+          : null;
+    }
+    if (this.preloaded) return this.preloaded.get(path);
+    return this.lookupStmt.raw().get(path) as string[] | undefined;
   }
 
   /** Notes a file that is being read now; recorded by `commit` once its hash is known. */
