@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
+import { PostgresAdapter, sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { DataService } from '../data/service.js';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Schema } from '../meta/schema.js';
@@ -291,10 +291,7 @@ export class TrackingService {
           .onConflict((oc) => oc.columns(['run_id', 'key']).doUpdateSet((eb) => ({ value: eb.ref('excluded.value') })))
           .execute();
       }
-      // 5 columns x 4,000 rows stays under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
-      for (let i = 0; i < metrics.length; i += 4000) {
-        await trx.insertInto('metrics').values(metrics.slice(i, i + 4000)).execute();
-      }
+      if (metrics.length) await insertPoints(trx, row.id, metrics);
       // The latest point per key of this batch, then upserted where newer (higher step, then later).
       const latest = new Map<string, (typeof metrics)[number]>();
       for (const m of metrics) {
@@ -456,6 +453,22 @@ export class TrackingService {
     const a = await this.db.selectFrom('run_artifacts').selectAll().where('run_id', '=', row.id).where('path', '=', clean).executeTakeFirst();
     if (!a) throw new NotFoundError(`run ${row.id} has no artifact "${clean}"`);
     return { size: Number(a.size), stream: this.data.readContent(a.hash) };
+  }
+}
+
+/**
+ * Metric points go in as one JSON parameter unpacked by the database
+ * (json_each / json_to_recordset): building and binding a 5-column
+ * multi-row INSERT costs more than the insert itself at 1,000 points.
+ */
+async function insertPoints(trx: Kysely<Schema>, runId: string, points: { key: string; value: number; step: number; timestamp: number }[]) {
+  const json = JSON.stringify(points.map((p) => [p.key, p.value, p.step, p.timestamp]));
+  if (trx.getExecutor().adapter instanceof PostgresAdapter) {
+    await sql`insert into metrics (run_id, key, value, step, timestamp)
+      select ${runId}, p->>0, (p->>1)::float8, (p->>2)::bigint, (p->>3)::bigint from json_array_elements(${json}::json) as p`.execute(trx);
+  } else {
+    await sql`insert into metrics (run_id, key, value, step, timestamp)
+      select ${runId}, j.value->>0, j.value->>1, j.value->>2, j.value->>3 from json_each(${json}) as j`.execute(trx);
   }
 }
 
