@@ -281,6 +281,20 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0004_serving': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('deployments')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('model', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull()) // an alias name or a version number, as text
+        .addColumn('config', 'text', (c) => c.notNull().defaultTo('{}')) // JSON: canary, shadow, batching, logging
+        .addColumn('creator', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

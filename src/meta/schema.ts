@@ -231,6 +231,16 @@ export interface PromotionGateTable {
   rules: string; // JSON
 }
 
+export interface DeploymentTable {
+  name: string;
+  model: string;
+  target: string; // alias name, or a version number as text
+  config: string; // JSON
+  creator: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Schema {
   repos: RepoTable;
   branches: BranchTable;
@@ -257,4 +267,5 @@ export interface Schema {
   model_aliases: ModelAliasTable;
   alias_history: AliasHistoryTable;
   promotion_gates: PromotionGateTable;
+  deployments: DeploymentTable;
 }

@@ -387,7 +387,7 @@ export class Registry {
     checkVersion(version);
     const actor = checkActor(opts?.actor);
     const reason = checkText(opts?.reason, 'reason');
-    return retrying(`moving ${name}@${alias}`, () =>
+    const change = await retrying(`moving ${name}@${alias}`, () =>
       this.db.transaction().execute(async (trx) => {
         const candidate = await this.versionRow(trx, name, version);
         const current = await trx.selectFrom('model_aliases').select('version').where('name', '=', name).where('alias', '=', alias).executeTakeFirst();
@@ -411,6 +411,8 @@ export class Registry {
         return this.record(trx, { name, alias, from_version: current?.version ?? null, to_version: version, actor, reason });
       }),
     );
+    if (change.from_version !== change.to_version) this.emitAlias(change);
+    return change;
   }
 
   /** Removes an alias, recording the removal (to_version null) in its history. */
@@ -419,7 +421,7 @@ export class Registry {
     checkAliasName(alias);
     const actor = checkActor(opts?.actor);
     const reason = checkText(opts?.reason, 'reason');
-    return retrying(`removing ${name}@${alias}`, () =>
+    const change = await retrying(`removing ${name}@${alias}`, () =>
       this.db.transaction().execute(async (trx) => {
         await this.modelRow(trx, name);
         const current = await trx.selectFrom('model_aliases').select('version').where('name', '=', name).where('alias', '=', alias).executeTakeFirst();
@@ -434,6 +436,30 @@ export class Registry {
         return this.record(trx, { name, alias, from_version: current.version, to_version: null, actor, reason });
       }),
     );
+    this.emitAlias(change);
+    return change;
+  }
+
+  private aliasListeners = new Set<(change: AliasChange) => void>();
+
+  /**
+   * Calls `listener` after every alias move this process makes (serving
+   * follows aliases this way, at once); returns the unsubscribe function.
+   * Moves made by other processes are seen by polling aliasHistory.
+   */
+  onAliasChange(listener: (change: AliasChange) => void): () => void {
+    this.aliasListeners.add(listener);
+    return () => this.aliasListeners.delete(listener);
+  }
+
+  private emitAlias(change: AliasChange): void {
+    for (const l of this.aliasListeners) {
+      try {
+        l(change);
+      } catch {
+        // a listener's failure is its own; the alias has moved
+      }
+    }
   }
 
   /** Alias moves, newest first: of one alias, or of every alias of the model. Kept after the model is deleted. */
