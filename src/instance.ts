@@ -13,6 +13,9 @@ import { Scheduler } from './pipelines/scheduler.js';
 import { PipelineService } from './pipelines/service.js';
 import { Triggers } from './pipelines/triggers.js';
 import { parseDuration } from './pipelines/duration.js';
+import { DeploymentService } from './serving/deployments.js';
+import { ServingManager } from './serving/manager.js';
+import { OnnxRuntime } from './serving/onnx-runtime.js';
 
 // An instance is a directory (conventionally `.strata/`) holding config.json,
 // the embedded SQLite database (unless config names PostgreSQL) and the local
@@ -51,6 +54,13 @@ export class Instance {
 
   private schedulerInstance?: Scheduler;
   private triggersInstance?: Triggers;
+  private servingInstance?: ServingManager;
+
+  /** Deployments and the models they serve; made on first use (loads onnxruntime-node). Started by the server. */
+  get serving(): ServingManager {
+    this.servingInstance ??= new ServingManager(new DeploymentService(this.meta.db, this.registry), this.registry, this.data, new OnnxRuntime());
+    return this.servingInstance;
+  }
 
   /** Cron ticks and git checkouts for pipelines' cron and git inputs. Git poll interval: $STRATA_GIT_POLL (default 60s). */
   get triggers(): Triggers {
@@ -108,6 +118,7 @@ export class Instance {
   async close(): Promise<void> {
     this.triggersInstance?.stop();
     await this.schedulerInstance?.stop();
+    await this.servingInstance?.stop();
     await this.objects.close();
     await this.meta.close();
   }
