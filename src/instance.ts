@@ -56,7 +56,7 @@ export class Instance {
   private triggersInstance?: Triggers;
   private servingInstance?: ServingManager;
 
-  /** Deployments and the models they serve; made on first use (loads onnxruntime-node). Started by the server. */
+  /** Deployments and the models they serve; made on first use. The server starts it; the local client loads models on demand. */
   get serving(): ServingManager {
     this.servingInstance ??= new ServingManager(new DeploymentService(this.meta.db, this.registry), this.registry, this.data, new OnnxRuntime());
     return this.servingInstance;

@@ -9,6 +9,7 @@ import { mlflowRoutes } from './routes/mlflow.js';
 import { modelRoutes } from './routes/models.js';
 import { pipelineRoutes } from './routes/pipelines.js';
 import { runRoutes } from './routes/runs.js';
+import { servingRoutes } from './routes/serving.js';
 import { repoRoutes } from './routes/repos.js';
 import { systemRoutes } from './routes/system.js';
 import { sharedSchemas } from './schemas.js';
@@ -96,6 +97,7 @@ export function buildServer(instance: Instance, opts: ServerOptions = {}): Fasti
   app.register(modelRoutes, { registry: instance.registry });
   app.register(runRoutes, { tracking: instance.tracking });
   app.register(mlflowRoutes, { tracking: instance.tracking, registry: instance.registry, errors });
+  app.register(servingRoutes, { serving: instance.serving, errors });
   return app;
 }
 
@@ -136,6 +138,8 @@ export async function startServer(args: {
     args.instance.scheduler.start();
     args.instance.triggers.start();
   }
+  // Every deployment is loaded before the server reports its URL; they follow alias moves from here on.
+  await args.instance.serving.start();
   return {
     url: `http://${shown}:${bound}`,
     app,
@@ -145,6 +149,7 @@ export async function startServer(args: {
         await args.instance.scheduler.stop();
       }
       await app.close();
+      await args.instance.serving.stop();
     },
   };
 }

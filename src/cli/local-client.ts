@@ -1,6 +1,8 @@
 import type { StrataClient } from '../sdk/client.js';
 import type { Instance } from '../instance.js';
 import { defaultAuthor } from '../data/service.js';
+import { oipResponse, predictResponse } from '../serving/manager.js';
+import { isOipRequest, parseInferRequest, parseSimpleRequest } from '../serving/protocol.js';
 
 /** The StrataClient over an instance opened in this process: the CLI's path when no --server is given. */
 export function localClient(instance: Instance): StrataClient {
@@ -67,6 +69,16 @@ export function localClient(instance: Instance): StrataClient {
     aliasAt: (name, alias, time) => instance.registry.aliasAt(name, alias, time),
     setGates: (name, alias, rules) => instance.registry.setGates(name, alias, rules),
     getGates: (name, alias) => instance.registry.getGates(name, alias),
+    createDeployment: (input) => instance.serving.deployments.create({ ...input, creator: defaultAuthor() }),
+    listDeployments: () => instance.serving.deployments.list(),
+    inspectDeployment: (name) => instance.serving.deployments.inspect(name),
+    updateDeployment: (name, changes) => instance.serving.deployments.update(name, changes),
+    deleteDeployment: (name) => instance.serving.deployments.delete(name),
+    async predict(name, request) {
+      // No server here: the manager loads the deployment's model in this process for this one request.
+      if (isOipRequest(request)) return oipResponse(name, await instance.serving.infer(name, undefined, (sig) => parseInferRequest(request, sig)));
+      return predictResponse(await instance.serving.infer(name, undefined, (sig) => parseSimpleRequest(request, sig)));
+    },
     close: () => instance.close(),
   };
 }

@@ -13,6 +13,7 @@ import { localClient } from './local-client.js';
 import { changesFrom, expandFiles, planSources } from './sources.js';
 import { StatCache } from './stat-cache.js';
 import { registerRunCommands } from './run-commands.js';
+import { registerDeployCommands } from './deploy-commands.js';
 import { registerModelCommands } from './model-commands.js';
 import { formatBytes, progressBar } from './progress.js';
 import { printJson, printTable } from './output.js';
@@ -526,6 +527,7 @@ function buildProgram(): Command {
     );
 
   registerRunCommands(program, withClient);
+  registerDeployCommands(program, withClient);
   registerModelCommands(program, withClient);
 
   // ---- server ----

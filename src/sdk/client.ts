@@ -27,6 +27,10 @@ import type {
 import type { AliasAt, RegisterVersionInput } from '../tracking/registry.js';
 import type { AliasChange, GateRule, ModelVersion, RegisteredModel, TensorSpec } from '../tracking/types.js';
 
+import type { DeploymentInfo } from '../serving/deployments.js';
+import type { PredictResponse } from '../serving/manager.js';
+import type { InferResponse } from '../serving/protocol.js';
+
 // What the CLI (and any program) can do with Strata. Two implementations:
 // in-process over an Instance (cli/local-client.ts) and over HTTP
 // (sdk/http-client.ts). Both behave the same, errors included (StrataError
@@ -112,10 +116,28 @@ export interface StrataClient {
   setGates(name: string, alias: string, rules: GateRule[]): Promise<GateRule[]>;
   getGates(name: string, alias: string): Promise<GateRule[]>;
 
+  // ---- serving (issue 5) ----
+  /** `model` is MODEL@ALIAS (follows the alias) or MODEL@VERSION. */
+  createDeployment(input: { name: string; model: string }): Promise<DeploymentInfo>;
+  listDeployments(): Promise<DeploymentInfo[]>;
+  inspectDeployment(name: string): Promise<DeploymentInfo>;
+  updateDeployment(name: string, changes: { model: string }): Promise<DeploymentInfo>;
+  deleteDeployment(name: string): Promise<void>;
+  /**
+   * Runs a prediction. `request` is an Open Inference Protocol request
+   * ({"inputs": [{name, shape, datatype, data}]}, answered with an OIP
+   * response) or the plain form ({"inputs": {name: nested array}}, answered
+   * with PredictResponse). Locally the model is loaded in this process.
+   */
+  predict(name: string, request: unknown): Promise<InferResponse | PredictResponse>;
+
   close(): Promise<void>;
 }
 
 export type {
+  DeploymentInfo,
+  InferResponse,
+  PredictResponse,
   AliasAt,
   AliasChange,
   GateRule,

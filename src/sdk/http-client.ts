@@ -30,6 +30,8 @@ import type {
 import { codeFromStatus, InvalidArgumentError, StrataError, type ErrorCode } from '../errors.js';
 import type { StrataClient } from './client.js';
 import type { AliasAt, AliasChange, GateRule, ModelVersion, RegisteredModel, RegisterVersionInput } from './client.js';
+import type { DeploymentInfo, InferResponse, PredictResponse } from './client.js';
+import { isOipRequest } from '../serving/protocol.js';
 
 // The StrataClient over HTTP (api/server.ts is the other side). It behaves
 // like the in-process client, errors included: an error response
@@ -386,6 +388,52 @@ export class HttpClient implements StrataClient {
     }
     if (!res.ok) throw await errorOf(res, url);
     return res;
+  }
+
+  // ---- serving ----
+
+  createDeployment(input: { name: string; model: string }): Promise<DeploymentInfo> {
+    return this.json('POST', '/api/v1/deployments', { json: input });
+  }
+
+  listDeployments(): Promise<DeploymentInfo[]> {
+    return this.json('GET', '/api/v1/deployments');
+  }
+
+  inspectDeployment(name: string): Promise<DeploymentInfo> {
+    return this.json('GET', `/api/v1/deployments/${seg(name)}`);
+  }
+
+  updateDeployment(name: string, changes: { model: string }): Promise<DeploymentInfo> {
+    return this.json('PATCH', `/api/v1/deployments/${seg(name)}`, { json: changes });
+  }
+
+  async deleteDeployment(name: string): Promise<void> {
+    await this.empty('DELETE', `/api/v1/deployments/${seg(name)}`);
+  }
+
+  async predict(name: string, request: unknown): Promise<InferResponse | PredictResponse> {
+    if (!isOipRequest(request)) return this.json('POST', `/api/v1/deployments/${seg(name)}/predict`, { json: request });
+    // /v2 speaks the Open Inference Protocol: its errors are {"error": "..."}.
+    const url = `${this.base}/v2/models/${seg(name)}/infer`;
+    let res: Response;
+    try {
+      res = await fetch(url, { method: 'POST', headers: { ...this.auth, 'content-type': 'application/json' }, body: JSON.stringify(request) });
+    } catch (err) {
+      throw this.connectionError(err);
+    }
+    if (!res.ok) {
+      const text = await res.text().catch(() => '');
+      let message = text.trim().slice(0, 500) || `HTTP ${res.status} ${res.statusText} from ${url}`;
+      try {
+        const body = JSON.parse(text) as { error?: unknown };
+        if (typeof body.error === 'string') message = body.error;
+      } catch {
+        // not a protocol error body: keep the text
+      }
+      throw new StrataError(codeFromStatus(res.status), message);
+    }
+    return parseJson<InferResponse>(res, `POST ${url}`);
   }
 
   private async json<T>(method: string, path: string, opts: SendOptions = {}): Promise<T> {

@@ -1,0 +1,163 @@
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { defaultAuthor } from '../../data/service.js';
+import { NotFoundError } from '../../errors.js';
+import { lineageOf, oipResponse, predictResponse, type InferResult, type ServingManager } from '../../serving/manager.js';
+import { modelMetadata, parseInferRequest, parseSimpleRequest } from '../../serving/protocol.js';
+import { errorBody, type ErrorContext } from '../errors.js';
+import { errorResponses, noContent } from '../schemas.js';
+import { VERSION } from '../version.js';
+
+// Serving over HTTP: the Open Inference Protocol v2 REST endpoints under /v2
+// (their errors are the protocol's {"error": "..."}, so that plugin has its
+// own error handler), and Strata's /api/v1/deployments (CRUD and a plain JSON
+// predict) with Strata's usual errors. Thin adapters over ServingManager.
+
+const obj = { type: 'object', additionalProperties: true } as const;
+const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } as const;
+
+interface ModelParams {
+  name: string;
+  version?: string;
+}
+
+export const servingRoutes: FastifyPluginAsync<{ serving: ServingManager; errors: ErrorContext }> = async (app, { serving, errors }) => {
+  app.register(oipRoutes, { serving, errors });
+  app.register(deploymentRoutes, { serving });
+};
+
+function versionOf(params: ModelParams): number | undefined {
+  if (params.version === undefined) return undefined;
+  if (!/^\d+$/.test(params.version) || Number(params.version) < 1) {
+    throw new NotFoundError(`model "${params.name}" has no version "${params.version}" (versions are whole numbers from 1)`);
+  }
+  return Number(params.version);
+}
+
+function withLineage(reply: FastifyReply, result: InferResult): InferResult {
+  for (const [k, v] of Object.entries(lineageOf(result.version))) reply.header(k, v);
+  return result;
+}
+
+const oipRoutes: FastifyPluginAsync<{ serving: ServingManager; errors: ErrorContext }> = async (app, { serving, errors }) => {
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body } = errorBody(err, { ...errors, req });
+    return reply.code(status).type('application/json').send({ error: body.error.message });
+  });
+  const tags = ['inference (Open Inference Protocol v2)'];
+
+  app.get('/v2/health/live', { schema: { summary: 'Liveness', tags } }, async () => ({ live: true }));
+  app.get('/v2/health/ready', { schema: { summary: 'Readiness: every deployment has a model loaded', tags } }, async (_req, reply) => {
+    const ready = serving.ready();
+    return reply.code(ready ? 200 : 503).send({ ready });
+  });
+  app.get('/v2', { schema: { summary: 'Server metadata', tags } }, async () => ({ name: 'strata', version: VERSION, extensions: [] }));
+
+  const metadata = async (params: ModelParams) =>
+    serving.use(params.name, versionOf(params), async (served) => modelMetadata(params.name, served.version.version, served.signature));
+  app.get<{ Params: ModelParams }>('/v2/models/:name', { schema: { summary: 'Model metadata, from its signature', tags } }, async (req) => metadata(req.params));
+  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version', { schema: { summary: 'Model version metadata', tags } }, async (req) => metadata(req.params));
+
+  const ready = async (params: ModelParams, reply: FastifyReply) => {
+    const version = versionOf(params);
+    await serving.deployments.inspect(params.name);
+    const status = serving.status(params.name);
+    const isReady = status.state === 'ready' && (version === undefined || version === status.version);
+    if (version !== undefined && status.state === 'ready' && !isReady) {
+      throw new NotFoundError(`deployment "${params.name}" serves version ${status.version}, not version ${version}`);
+    }
+    return reply.code(isReady ? 200 : 503).send({ name: params.name, ready: isReady });
+  };
+  app.get<{ Params: ModelParams }>('/v2/models/:name/ready', { schema: { summary: 'Model readiness', tags } }, async (req, reply) => ready(req.params, reply));
+  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version/ready', { schema: { summary: 'Model version readiness', tags } }, async (req, reply) =>
+    ready(req.params, reply),
+  );
+
+  const infer = async (params: ModelParams, body: unknown, reply: FastifyReply) => {
+    const result = await serving.infer(params.name, versionOf(params), (signature) => parseInferRequest(body, signature));
+    return oipResponse(params.name, withLineage(reply, result));
+  };
+  const inferSchema = { summary: 'Inference: {"inputs": [{"name", "shape", "datatype", "data"}], "outputs"?, "parameters"?, "id"?}', tags };
+  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', { schema: inferSchema }, async (req, reply) => infer(req.params, req.body, reply));
+  app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', { schema: inferSchema }, async (req, reply) => infer(req.params, req.body, reply));
+};
+
+const deploymentRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async (app, { serving }) => {
+  const deployments = serving.deployments;
+  const tags = ['deployments'];
+
+  app.post<{ Body: { name: string; model: string; creator?: string } }>(
+    '/api/v1/deployments',
+    {
+      schema: {
+        summary: 'Create a deployment of MODEL@ALIAS (follows the alias) or MODEL@VERSION',
+        tags,
+        body: {
+          type: 'object',
+          required: ['name', 'model'],
+          additionalProperties: false,
+          properties: { name: { type: 'string' }, model: { type: 'string' }, creator: { type: 'string' } },
+        },
+        response: { 201: obj, ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const info = await deployments.create({ name: req.body.name, model: req.body.model, creator: req.body.creator ?? defaultAuthor() });
+      await serving.changed(info.name);
+      return reply.code(201).send(serving.withStatus(info));
+    },
+  );
+
+  app.get('/api/v1/deployments', { schema: { summary: 'List deployments', tags, response: { 200: { type: 'array', items: obj }, ...errorResponses } } }, async () =>
+    (await deployments.list()).map((d) => serving.withStatus(d)),
+  );
+
+  app.get<{ Params: { name: string } }>(
+    '/api/v1/deployments/:name',
+    { schema: { summary: 'Inspect a deployment, with the version it serves', tags, params: nameParams, response: { 200: obj, ...errorResponses } } },
+    async (req) => serving.withStatus(await deployments.inspect(req.params.name)),
+  );
+
+  app.patch<{ Params: { name: string }; Body: { model: string } }>(
+    '/api/v1/deployments/:name',
+    {
+      schema: {
+        summary: 'Point a deployment at another MODEL@ALIAS or MODEL@VERSION (swapped without downtime)',
+        tags,
+        params: nameParams,
+        body: { type: 'object', required: ['model'], additionalProperties: false, properties: { model: { type: 'string' } } },
+        response: { 200: obj, ...errorResponses },
+      },
+    },
+    async (req) => {
+      const info = await deployments.update(req.params.name, { model: req.body.model });
+      await serving.changed(info.name);
+      return serving.withStatus(info);
+    },
+  );
+
+  app.delete<{ Params: { name: string } }>(
+    '/api/v1/deployments/:name',
+    { schema: { summary: 'Delete a deployment (in-flight requests finish)', tags, params: nameParams, response: { ...noContent, ...errorResponses } } },
+    async (req, reply) => {
+      await deployments.delete(req.params.name);
+      await serving.changed(req.params.name);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Params: { name: string } }>(
+    '/api/v1/deployments/:name/predict',
+    {
+      schema: {
+        summary: 'Plain JSON prediction: {"inputs": {"<input>": nested array}} -> {"outputs": {"<output>": nested array}, "model", "version"}',
+        tags,
+        params: nameParams,
+        response: { 200: obj, ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const result = await serving.infer(req.params.name, undefined, (signature) => parseSimpleRequest(req.body, signature));
+      return predictResponse(withLineage(reply, result));
+    },
+  );
+};

@@ -1,0 +1,117 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { InvalidArgumentError } from '../errors.js';
+import type { DeploymentInfo, StrataClient } from '../sdk/client.js';
+import { printJson, printTable } from './output.js';
+
+// `strata deploy ...` and `strata predict`: deployments of registered models
+// and predictions against them, locally (the model is loaded in this process)
+// or through a server.
+
+type WithClient = <A extends unknown[]>(fn: (client: StrataClient, ...args: A) => Promise<void>) => (...args: A) => Promise<void>;
+
+const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+
+function printDeployment(d: DeploymentInfo): void {
+  const serving = d.serving ? `${d.serving.state}${d.serving.version !== null ? ` (version ${d.serving.version})` : ''}${d.serving.error ? `: ${d.serving.error}` : ''}` : '-';
+  printTable(
+    ['FIELD', 'VALUE'],
+    [
+      ['name', d.name],
+      ['model', d.model],
+      ['follows', d.target_kind === 'alias' ? `alias ${d.target}` : `version ${d.target} (fixed)`],
+      ['serving', serving],
+      ['creator', d.creator],
+      ['created', when(d.created_at)],
+      ['updated', when(d.updated_at)],
+    ],
+  );
+}
+
+export function registerDeployCommands(program: Command, withClient: WithClient): void {
+  const deploy = program.command('deploy').description('deployments: serve a registered model (MODEL@ALIAS follows the alias, MODEL@VERSION is fixed)');
+  deploy
+    .command('create <name>')
+    .requiredOption('--model <model>', 'MODEL@ALIAS or MODEL@VERSION, e.g. spam@production')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, name: string, opts: { model: string; json?: boolean }) => {
+        const d = await client.createDeployment({ name, model: opts.model });
+        if (opts.json) return printJson(d);
+        process.stdout.write(`Created deployment ${d.name} serving ${d.model}\n`);
+      }),
+    );
+  deploy
+    .command('list')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, opts: { json?: boolean }) => {
+        const all = await client.listDeployments();
+        if (opts.json) return printJson(all);
+        printTable(
+          ['NAME', 'MODEL', 'SERVING', 'UPDATED'],
+          all.map((d) => [d.name, d.model, d.serving ? `${d.serving.state}${d.serving.version !== null ? ` v${d.serving.version}` : ''}` : '-', when(d.updated_at)]),
+        );
+      }),
+    );
+  deploy
+    .command('inspect <name>')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, name: string, opts: { json?: boolean }) => {
+        const d = await client.inspectDeployment(name);
+        if (opts.json) return printJson(d);
+        printDeployment(d);
+      }),
+    );
+  deploy
+    .command('update <name>')
+    .requiredOption('--model <model>', 'MODEL@ALIAS or MODEL@VERSION')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, name: string, opts: { model: string; json?: boolean }) => {
+        const d = await client.updateDeployment(name, { model: opts.model });
+        if (opts.json) return printJson(d);
+        process.stdout.write(`Deployment ${d.name} now serves ${d.model}\n`);
+      }),
+    );
+  deploy
+    .command('delete <name>')
+    .action(
+      withClient(async (client, name: string) => {
+        await client.deleteDeployment(name);
+        process.stdout.write(`Deleted deployment ${name}\n`);
+      }),
+    );
+
+  program
+    .command('predict <deployment>')
+    .description('predict with a deployment; the input is an Open Inference Protocol request or {"inputs": {"<name>": nested array}}')
+    .requiredOption('--input <file>', 'the request JSON file, or - for stdin')
+    .option('--json', 'print JSON')
+    .action(
+      withClient(async (client, name: string, opts: { input: string; json?: boolean }) => {
+        let text: string;
+        try {
+          text = readFileSync(opts.input === '-' ? 0 : opts.input, 'utf8');
+        } catch (err) {
+          throw new InvalidArgumentError(`--input: cannot read ${opts.input === '-' ? 'stdin' : opts.input}: ${(err as Error).message}`, { cause: err });
+        }
+        let request: unknown;
+        try {
+          request = JSON.parse(text);
+        } catch (err) {
+          throw new InvalidArgumentError(`--input is not valid JSON: ${(err as Error).message}`, { cause: err });
+        }
+        const result = await client.predict(name, request);
+        if (opts.json) return printJson(result);
+        if ('model_name' in result) {
+          process.stdout.write(`${result.parameters['strata-model']} version ${result.model_version} (data: ${result.parameters['strata-data-commit'] || '-'})\n`);
+          for (const o of result.outputs) process.stdout.write(`${o.name} ${o.datatype} [${o.shape.join(', ')}]: ${JSON.stringify(o.data)}\n`);
+        } else {
+          process.stdout.write(`${result.model} version ${result.version} (data: ${result.data_commit || '-'})\n`);
+          for (const [k, v] of Object.entries(result.outputs)) process.stdout.write(`${k}: ${JSON.stringify(v)}\n`);
+        }
+      }),
+    );
+}
