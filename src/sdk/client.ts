@@ -117,11 +117,12 @@ export interface StrataClient {
   getGates(name: string, alias: string): Promise<GateRule[]>;
 
   // ---- serving (issue 5) ----
-  /** `model` is MODEL@ALIAS (follows the alias) or MODEL@VERSION. */
-  createDeployment(input: { name: string; model: string }): Promise<DeploymentInfo>;
+  /** `model` is MODEL@ALIAS (follows the alias) or MODEL@VERSION; `canary` MODEL@VERSION=PERCENT; `shadow` MODEL@VERSION. */
+  createDeployment(input: { name: string; model: string; canary?: string; shadow?: string }): Promise<DeploymentInfo>;
   listDeployments(): Promise<DeploymentInfo[]>;
   inspectDeployment(name: string): Promise<DeploymentInfo>;
-  updateDeployment(name: string, changes: { model: string }): Promise<DeploymentInfo>;
+  /** Changes what is given; a null canary or shadow removes it. */
+  updateDeployment(name: string, changes: { model?: string; canary?: string | null; shadow?: string | null }): Promise<DeploymentInfo>;
   deleteDeployment(name: string): Promise<void>;
   /**
    * Runs a prediction. `request` is an Open Inference Protocol request

@@ -18,6 +18,54 @@ export interface ServingStatus {
   version: number | null;
   /** The last load failure, if any (a failed swap keeps the old version serving). */
   error?: string;
+  /** The canary version, when the deployment has one, and the percent of requests it takes. */
+  canary?: LaneStatus & { weight: number };
+  /** The shadow version, when the deployment has one, and how its responses compared with the primary's. */
+  shadow?: LaneStatus & { stats: ShadowStats };
+  /** Requests served per version (MODEL@VERSION), counted in memory since this server started serving the deployment. */
+  traffic?: { since: number; versions: Record<string, { requests: number; failures: number }> };
+}
+
+export interface LaneStatus {
+  /** MODEL@VERSION, as configured. */
+  model: string;
+  /** The loaded version, null while loading or after a failed load. */
+  version: number | null;
+  state: 'idle' | 'loading' | 'ready' | 'failed';
+  error?: string;
+}
+
+export interface OutputComparison {
+  /** Responses where both the primary and the shadow returned this output. */
+  compared: number;
+  /** Of those, how many differed (numbers by more than 1e-6, anything else at all). */
+  differing: number;
+  /** Largest absolute difference seen over numeric values; null for non-numeric outputs or before any comparison. */
+  max_abs_diff: number | null;
+}
+
+export interface ShadowStats {
+  /** Requests mirrored to the shadow. */
+  requests: number;
+  /** Mirrored requests the shadow failed (bad input for its signature, runtime errors, not loaded). */
+  failures: number;
+  /** Requests not mirrored because too many shadow requests were in flight. */
+  dropped: number;
+  /** Shadow responses compared with the primary's. */
+  compared: number;
+  /** Of those, responses where any output differed. */
+  differing: number;
+  max_abs_diff: number | null;
+  outputs: Record<string, OutputComparison>;
+  last_error?: string;
+}
+
+/** Traffic settings kept in the deployments.config column. */
+export interface DeploymentConfig {
+  /** A fixed version taking `weight` percent of requests (sticky by request id). */
+  canary?: { model: string; weight: number };
+  /** A fixed version every request is mirrored to; its responses are compared, never returned. */
+  shadow?: { model: string };
 }
 
 export interface DeploymentInfo {
@@ -28,7 +76,7 @@ export interface DeploymentInfo {
   /** An alias name or a version number as text. */
   target: string;
   target_kind: 'alias' | 'version';
-  config: Record<string, unknown>;
+  config: DeploymentConfig & Record<string, unknown>;
   creator: string;
   created_at: number;
   updated_at: number;
@@ -67,20 +115,43 @@ export function parseModelTarget(text: string): ModelTarget {
   return { model_name, target, kind: 'alias' };
 }
 
+/** A canary or shadow target: MODEL@VERSION (a fixed version). */
+function fixedTarget(text: string, flag: string): ModelTarget {
+  const target = parseModelTarget(text);
+  if (target.kind !== 'version') throw new InvalidArgumentError(`${flag} "${text}" must name a fixed version, MODEL@VERSION (e.g. spam@3)`);
+  return target;
+}
+
+/** Parses a canary spec, MODEL@VERSION=WEIGHT with WEIGHT the percent of requests (0 to 100). */
+export function parseCanary(text: string): { target: ModelTarget; weight: number } {
+  const m = typeof text === 'string' ? /^(.*)=([^=]*)$/.exec(text) : null;
+  if (!m) throw new InvalidArgumentError(`canary "${text}" must be MODEL@VERSION=WEIGHT, e.g. spam@3=10 (10% of requests)`);
+  const weight = /^\d+(\.\d+)?$/.test(m[2]!) ? Number(m[2]) : NaN;
+  if (!(weight >= 0 && weight <= 100)) throw new InvalidArgumentError(`canary "${text}": the weight "${m[2]}" must be a percent from 0 to 100`);
+  return { target: fixedTarget(m[1]!, 'canary'), weight };
+}
+
+export function parseShadow(text: string): ModelTarget {
+  return fixedTarget(text, 'shadow');
+}
+
+const textOf = (t: ModelTarget) => `${t.model_name}@${t.target}`;
+
 export class DeploymentService {
   constructor(
     private db: Kysely<Schema>,
     private registry: Registry,
   ) {}
 
-  async create(input: { name: string; model: string; creator: string }): Promise<DeploymentInfo> {
+  async create(input: { name: string; model: string; creator: string; canary?: string; shadow?: string }): Promise<DeploymentInfo> {
     const name = checkDeploymentName(input?.name);
     const target = parseModelTarget(input.model);
     await this.servable(target);
+    const config = await this.traffic({}, input);
     const now = Date.now();
     const inserted = await this.db
       .insertInto('deployments')
-      .values({ name, model: target.model_name, target: target.target, config: '{}', creator: input.creator, created_at: now, updated_at: now })
+      .values({ name, model: target.model_name, target: target.target, config: JSON.stringify(config), creator: input.creator, created_at: now, updated_at: now })
       .onConflict((oc) => oc.column('name').doNothing())
       .executeTakeFirst();
     if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) throw new AlreadyExistsError(`deployment "${name}" already exists (strata deploy update ${name} --model ... changes its model)`);
@@ -99,17 +170,45 @@ export class DeploymentService {
     return infoOf(row);
   }
 
-  /** Points a deployment at another model target; a server swaps to it without downtime. */
-  async update(name: string, changes: { model: string }): Promise<DeploymentInfo> {
-    await this.inspect(name);
-    const target = parseModelTarget(changes?.model);
-    await this.servable(target);
-    await this.db
-      .updateTable('deployments')
-      .set({ model: target.model_name, target: target.target, updated_at: Date.now() })
-      .where('name', '=', name)
-      .execute();
+  /**
+   * Points a deployment at another model target and/or changes its canary
+   * or shadow (null removes one); a server swaps without downtime.
+   */
+  async update(name: string, changes: { model?: string; canary?: string | null; shadow?: string | null }): Promise<DeploymentInfo> {
+    const info = await this.inspect(name);
+    if (changes?.model === undefined && changes?.canary === undefined && changes?.shadow === undefined) {
+      throw new InvalidArgumentError('nothing to update: give a model, a canary or a shadow');
+    }
+    const set: { model?: string; target?: string; config: string; updated_at: number } = {
+      config: JSON.stringify(await this.traffic(info.config, changes)),
+      updated_at: Date.now(),
+    };
+    if (changes.model !== undefined) {
+      const target = parseModelTarget(changes.model);
+      await this.servable(target);
+      set.model = target.model_name;
+      set.target = target.target;
+    }
+    await this.db.updateTable('deployments').set(set).where('name', '=', name).execute();
     return this.inspect(name);
+  }
+
+  /** The config with a canary or shadow set (a string), removed (null) or kept (undefined). */
+  private async traffic(config: Record<string, unknown>, changes: { canary?: string | null; shadow?: string | null }): Promise<Record<string, unknown>> {
+    const next: Record<string, unknown> = { ...config };
+    if (changes.canary === null) delete next.canary;
+    else if (changes.canary !== undefined) {
+      const { target, weight } = parseCanary(changes.canary);
+      await this.servable(target);
+      next.canary = { model: textOf(target), weight };
+    }
+    if (changes.shadow === null) delete next.shadow;
+    else if (changes.shadow !== undefined) {
+      const target = parseShadow(changes.shadow);
+      await this.servable(target);
+      next.shadow = { model: textOf(target) };
+    }
+    return next;
   }
 
   async delete(name: string): Promise<void> {
@@ -144,7 +243,7 @@ function infoOf(row: Schema['deployments']): DeploymentInfo {
     model_name: row.model,
     target: row.target,
     target_kind: kind,
-    config: JSON.parse(row.config) as Record<string, unknown>,
+    config: JSON.parse(row.config) as DeploymentConfig & Record<string, unknown>,
     creator: row.creator,
     created_at: Number(row.created_at),
     updated_at: Number(row.updated_at),

@@ -2,7 +2,8 @@ import type { DataService } from '../data/service.js';
 import { NotFoundError, StrataError } from '../errors.js';
 import type { Registry } from '../tracking/registry.js';
 import type { ModelVersion } from '../tracking/types.js';
-import type { DeploymentInfo, DeploymentService, ServingStatus } from './deployments.js';
+import { parseModelTarget, type DeploymentInfo, type DeploymentService, type LaneStatus, type ServingStatus, type ShadowStats } from './deployments.js';
+import { ServingMetrics } from './metrics.js';
 import { jsonValues, nest, oipOutputs, type InferRequest, type InferResponse } from './protocol.js';
 import type { HostTensor, LoadedModel, ModelRuntime, ModelSignature } from './runtime.js';
 
@@ -60,21 +61,63 @@ class Handle implements Served {
   }
 }
 
-interface Slot {
-  name: string;
+type LaneName = 'primary' | 'canary' | 'shadow';
+
+/** One loaded version of a deployment: the primary (its model target), a canary or a shadow. */
+interface Lane {
   current?: Handle;
-  loading: boolean;
+  /** MODEL@VERSION configured for a canary or shadow. */
+  model?: string;
   error?: string;
   /** name@version of a load that failed: not retried until the target changes. */
   failed?: string;
+  loading: boolean;
+}
+
+interface Slot {
+  name: string;
+  primary: Lane;
+  canary: Lane;
+  shadow: Lane;
+  /** Percent of requests the canary takes. */
+  weight: number;
   running: Promise<void>;
   queued?: Promise<void>;
+  since: number;
+  /** Requests and failures by MODEL@VERSION, since this slot was made. */
+  traffic: Map<string, { requests: number; failures: number }>;
+  shadowStats: ShadowStats;
+  shadowInFlight: number;
 }
 
 export interface InferResult {
   request: InferRequest;
   outputs: Record<string, HostTensor>;
   version: ModelVersion;
+  /** Which of the deployment's versions answered. */
+  lane: 'primary' | 'canary';
+}
+
+export interface InferOptions {
+  /** A request id (the OIP `id` or an x-request-id header): requests with the same id go to the same version. */
+  key?: string;
+  /** performance.now() when the request arrived; defaults to when it reached the manager. */
+  start?: number;
+}
+
+/** Shadow requests in flight per deployment beyond which mirroring drops requests (counted) rather than queueing them. */
+const MAX_SHADOW_IN_FLIGHT = 64;
+
+const emptyShadowStats = (): ShadowStats => ({ requests: 0, failures: 0, dropped: 0, compared: 0, differing: 0, max_abs_diff: null, outputs: {} });
+
+/** FNV-1a of the id, as a bucket in [0, 100). */
+export function bucketOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return ((h >>> 0) % 10000) / 100;
 }
 
 export class ServingManager {
@@ -82,6 +125,8 @@ export class ServingManager {
   private started = false;
   private timer?: NodeJS.Timeout;
   private unsubscribe?: () => void;
+  /** Prometheus metrics of every deployment served here (GET /metrics). */
+  readonly metrics = new ServingMetrics();
 
   constructor(
     readonly deployments: DeploymentService,
@@ -120,19 +165,24 @@ export class ServingManager {
     const slots = [...this.slots.values()];
     this.slots.clear();
     await Promise.all(slots.map((s) => s.running.catch(() => {})));
-    for (const slot of slots) slot.current?.retire();
+    for (const slot of slots) retireAll(slot);
   }
 
   /** Whether every deployment known here has a version taking traffic. */
   ready(): boolean {
-    return [...this.slots.values()].every((s) => s.current);
+    return [...this.slots.values()].every((s) => s.primary.current);
   }
 
   status(name: string): ServingStatus {
     const slot = this.slots.get(name);
     if (!slot) return { state: 'idle', version: null };
-    const state = slot.current ? 'ready' : slot.loading ? 'loading' : slot.error ? 'failed' : 'idle';
-    return { state, version: slot.current?.version.version ?? null, ...(slot.error ? { error: slot.error } : {}) };
+    const p = slot.primary;
+    const state = p.current ? 'ready' : p.loading ? 'loading' : p.error ? 'failed' : 'idle';
+    const status: ServingStatus = { state, version: p.current?.version.version ?? null, ...(p.error ? { error: p.error } : {}) };
+    if (slot.canary.model) status.canary = { ...laneStatus(slot.canary), weight: slot.weight };
+    if (slot.shadow.model) status.shadow = { ...laneStatus(slot.shadow), stats: structuredClone(slot.shadowStats) };
+    status.traffic = { since: slot.since, versions: Object.fromEntries([...slot.traffic].map(([k, v]) => [k, { ...v }])) };
+    return status;
   }
 
   withStatus(info: DeploymentInfo): DeploymentInfo {
@@ -146,7 +196,7 @@ export class ServingManager {
     for (const [name, slot] of this.slots) {
       if (!names.has(name)) {
         this.slots.delete(name);
-        slot.current?.retire();
+        retireAll(slot);
       }
     }
     await Promise.all(all.map((d) => this.refresh(this.slotOf(d.name))));
@@ -160,45 +210,153 @@ export class ServingManager {
   /**
    * The version of `name` taking traffic, held until `fn` settles. A
    * deployment not loaded yet is loaded first (the local client's path);
-   * in a started server one still loading is 503.
+   * in a started server one still loading is 503. `version` picks the
+   * primary or the canary by number; `split` sends the request to the canary
+   * with the canary's weight (by `key` when given).
    */
-  async use<T>(name: string, version: number | undefined, fn: (served: Served) => Promise<T>): Promise<T> {
+  async use<T>(name: string, version: number | undefined, fn: (served: Served, lane: 'primary' | 'canary') => Promise<T>, opts: { split?: boolean; key?: string } = {}): Promise<T> {
+    const slot = await this.slotFor(name);
+    const p = slot.primary;
+    if (!p.current) {
+      const why = p.loading ? 'its model is still loading' : p.error ? `its model failed to load: ${p.error}` : 'no model is loaded';
+      throw new StrataError('UNAVAILABLE', `deployment "${name}" is not ready: ${why}`);
+    }
+    let lane: 'primary' | 'canary' = 'primary';
+    if (version !== undefined) {
+      if (slot.canary.current?.version.version === version && p.current.version.version !== version) lane = 'canary';
+      else if (p.current.version.version !== version) {
+        const canary = slot.canary.current ? ` and version ${slot.canary.current.version.version} as its canary` : '';
+        throw new NotFoundError(`deployment "${name}" serves version ${p.current.version.version} of model ${p.current.version.name}${canary}, not version ${version}`);
+      }
+    } else if (opts.split && slot.canary.current && slot.weight > 0) {
+      const draw = opts.key !== undefined ? bucketOf(opts.key) : Math.random() * 100;
+      if (draw < slot.weight) lane = 'canary';
+    }
+    const handle = slot[lane].current!.acquire();
+    try {
+      return await fn(handle, lane);
+    } finally {
+      handle.release();
+    }
+  }
+
+  /** Parses a request against the serving version's signature and runs it; mirrors it to the shadow, if any. */
+  async infer(name: string, version: number | undefined, parse: (signature: ModelSignature) => InferRequest, opts: InferOptions = {}): Promise<InferResult> {
+    const start = opts.start ?? performance.now();
+    let chosen: { version: ModelVersion; lane: LaneName } | undefined;
+    try {
+      const result = await this.use(
+        name,
+        version,
+        async (served, lane) => {
+          chosen = { version: served.version, lane };
+          const request = parse(served.signature);
+          const labels = { deployment: name, version: String(served.version.version) };
+          const t0 = performance.now();
+          this.metrics.queue.observe(labels, (t0 - start) / 1000);
+          const outputs = await served.model.infer(request.inputs, request.outputs);
+          const t1 = performance.now();
+          this.metrics.compute.observe(labels, (t1 - t0) / 1000);
+          this.metrics.total.observe(labels, (t1 - start) / 1000);
+          return { request, outputs, version: served.version, lane };
+        },
+        { split: version === undefined, key: opts.key },
+      );
+      this.metrics.requests.inc({ deployment: name, version: String(result.version.version), lane: result.lane });
+      this.count(name, result.version, false);
+      this.mirror(name, parse, result);
+      return result;
+    } catch (err) {
+      // Only deployments that exist get metrics: names from requests are unbounded.
+      if (this.slots.has(name)) {
+        const code = err instanceof StrataError ? err.code : 'INTERNAL';
+        this.metrics.failures.inc({ deployment: name, version: chosen ? String(chosen.version.version) : 'none', lane: chosen?.lane ?? 'primary', code });
+        if (chosen) this.count(name, chosen.version, true);
+      }
+      throw err;
+    }
+  }
+
+  private count(name: string, version: ModelVersion, failed: boolean): void {
+    const slot = this.slots.get(name);
+    if (!slot) return;
+    const key = `${version.name}@${version.version}`;
+    let c = slot.traffic.get(key);
+    if (!c) slot.traffic.set(key, (c = { requests: 0, failures: 0 }));
+    c.requests++;
+    if (failed) c.failures++;
+  }
+
+  /** Sends the request to the shadow after the response is on its way; records how the outputs compare. */
+  private mirror(name: string, parse: (signature: ModelSignature) => InferRequest, primary: InferResult): void {
+    const slot = this.slots.get(name);
+    if (!slot?.shadow.model) return;
+    const stats = slot.shadowStats;
+    if (slot.shadowInFlight >= MAX_SHADOW_IN_FLIGHT) {
+      stats.dropped++;
+      return;
+    }
+    stats.requests++;
+    const handle = slot.shadow.current?.acquire();
+    if (!handle) {
+      stats.failures++;
+      stats.last_error = slot.shadow.error ?? `shadow ${slot.shadow.model} is not loaded`;
+      return;
+    }
+    slot.shadowInFlight++;
+    const labels = { deployment: name, version: String(handle.version.version) };
+    setImmediate(() => {
+      const run = async () => {
+        const request = parse(handle.signature);
+        const t0 = performance.now();
+        const outputs = await handle.model.infer(request.inputs, primary.request.outputs ?? request.outputs);
+        this.metrics.compute.observe(labels, (performance.now() - t0) / 1000);
+        return outputs;
+      };
+      run()
+        .then((outputs) => {
+          this.metrics.requests.inc({ ...labels, lane: 'shadow' });
+          compare(stats, primary.outputs, outputs);
+        })
+        .catch((err: unknown) => {
+          stats.failures++;
+          stats.last_error = (err as Error).message;
+          this.metrics.failures.inc({ ...labels, lane: 'shadow', code: err instanceof StrataError ? err.code : 'INTERNAL' });
+        })
+        .finally(() => {
+          slot.shadowInFlight--;
+          handle.release();
+        });
+    });
+  }
+
+  private async slotFor(name: string): Promise<Slot> {
     let slot = this.slots.get(name);
-    if (!slot?.current) {
+    if (!slot?.primary.current) {
       if (!slot) await this.deployments.inspect(name); // unknown deployment: 404
       if (!slot || !this.started) {
         slot = this.slotOf(name);
         await this.refresh(slot);
       }
     }
-    const handle = slot.current?.acquire();
-    if (!handle) {
-      const why = slot.loading ? 'its model is still loading' : slot.error ? `its model failed to load: ${slot.error}` : 'no model is loaded';
-      throw new StrataError('UNAVAILABLE', `deployment "${name}" is not ready: ${why}`);
-    }
-    try {
-      if (version !== undefined && version !== handle.version.version) {
-        throw new NotFoundError(`deployment "${name}" serves version ${handle.version.version} of model ${handle.version.name}, not version ${version}`);
-      }
-      return await fn(handle);
-    } finally {
-      handle.release();
-    }
-  }
-
-  /** Parses a request against the serving version's signature and runs it. */
-  infer(name: string, version: number | undefined, parse: (signature: ModelSignature) => InferRequest): Promise<InferResult> {
-    return this.use(name, version, async (served) => {
-      const request = parse(served.signature);
-      const outputs = await served.model.infer(request.inputs, request.outputs);
-      return { request, outputs, version: served.version };
-    });
+    return slot;
   }
 
   private slotOf(name: string): Slot {
     let slot = this.slots.get(name);
     if (!slot) {
-      slot = { name, loading: false, running: Promise.resolve() };
+      slot = {
+        name,
+        primary: { loading: false },
+        canary: { loading: false },
+        shadow: { loading: false },
+        weight: 0,
+        running: Promise.resolve(),
+        since: Date.now(),
+        traffic: new Map(),
+        shadowStats: emptyShadowStats(),
+        shadowInFlight: 0,
+      };
       this.slots.set(name, slot);
     }
     return slot;
@@ -223,31 +381,61 @@ export class ServingManager {
       if (!this.started || !(err instanceof StrataError && err.code === 'NOT_FOUND')) throw err;
       // Deleted: stop serving it; in-flight requests finish first.
       if (this.slots.get(slot.name) === slot) this.slots.delete(slot.name);
-      slot.current?.retire();
-      slot.current = undefined;
+      retireAll(slot);
       return;
     }
+    await this.reloadLane(slot, slot.primary, info);
+    // Canary and shadow take traffic in a server only; the local client serves the primary.
+    const config = info.config;
+    const extras: [Lane, string | undefined][] = [
+      [slot.canary, this.started && config.canary ? config.canary.model : undefined],
+      [slot.shadow, this.started && config.shadow ? config.shadow.model : undefined],
+    ];
+    slot.weight = typeof config.canary?.weight === 'number' ? config.canary.weight : 0;
+    for (const [lane, model] of extras) {
+      if (lane.model !== model) {
+        if (lane === slot.shadow) slot.shadowStats = emptyShadowStats();
+        lane.model = model;
+        lane.failed = undefined;
+        lane.error = undefined;
+      }
+      if (!model) {
+        lane.current?.retire();
+        lane.current = undefined;
+        continue;
+      }
+      try {
+        const t = parseModelTarget(model);
+        await this.reloadLane(slot, lane, { model_name: t.model_name, target: t.target, target_kind: t.kind });
+      } catch (err) {
+        lane.error = (err as Error).message;
+      }
+    }
+  }
+
+  /** Loads the version `target` points at into `lane` if it is not there yet, then switches to it. */
+  private async reloadLane(slot: Slot, lane: Lane, target: Pick<DeploymentInfo, 'model_name' | 'target' | 'target_kind'>): Promise<void> {
     let version: ModelVersion;
     try {
-      version = await this.deployments.resolve(info);
+      version = await this.deployments.resolve(target);
     } catch (err) {
       // In a server, a deployment whose alias or version is gone keeps serving what it has loaded.
       if (this.started && err instanceof StrataError && err.code === 'NOT_FOUND') {
-        slot.error = err.message;
+        lane.error = err.message;
         return;
       }
       throw err;
     }
     const key = `${version.name}@${version.version}`;
-    const current = slot.current?.version;
+    const current = lane.current?.version;
     if (current && `${current.name}@${current.version}` === key) return;
-    if (slot.failed === key) return;
+    if (lane.failed === key) return;
     if (!version.signature || version.format !== 'onnx') {
-      slot.failed = key;
-      slot.error = `${key} is not an ONNX model`;
+      lane.failed = key;
+      lane.error = `${key} is not an ONNX model`;
       return;
     }
-    slot.loading = true;
+    lane.loading = true;
     try {
       const bytes = await readAll(this.data.readContent(version.hash));
       const model = await this.runtime.load(bytes, version.signature);
@@ -256,19 +444,63 @@ export class ServingManager {
         handle.retire(); // deleted or stopped while loading
         return;
       }
-      const old = slot.current;
-      slot.current = handle;
-      slot.error = undefined;
-      slot.failed = undefined;
+      const old = lane.current;
+      lane.current = handle;
+      lane.error = undefined;
+      lane.failed = undefined;
       old?.retire();
     } catch (err) {
-      slot.failed = key;
-      slot.error = `loading ${key}: ${(err as Error).message}`;
+      lane.failed = key;
+      lane.error = `loading ${key}: ${(err as Error).message}`;
       if (!this.started) throw err;
     } finally {
-      slot.loading = false;
+      lane.loading = false;
     }
   }
+}
+
+function retireAll(slot: Slot): void {
+  for (const lane of [slot.primary, slot.canary, slot.shadow]) {
+    lane.current?.retire();
+    lane.current = undefined;
+  }
+}
+
+function laneStatus(lane: Lane): LaneStatus {
+  const state = lane.current ? 'ready' : lane.loading ? 'loading' : lane.error ? 'failed' : 'idle';
+  return { model: lane.model ?? '', version: lane.current?.version.version ?? null, state, ...(lane.error ? { error: lane.error } : {}) };
+}
+
+const TOLERANCE = 1e-6;
+
+/** Adds one primary/shadow comparison to `stats`, output by output (outputs both returned). */
+export function compare(stats: ShadowStats, primary: Record<string, HostTensor>, shadow: Record<string, HostTensor>): void {
+  let differs = false;
+  for (const [name, a] of Object.entries(primary)) {
+    const b = shadow[name];
+    if (!b) continue;
+    const out = (stats.outputs[name] ??= { compared: 0, differing: 0, max_abs_diff: null });
+    out.compared++;
+    let different = a.dims.length !== b.dims.length || a.dims.some((d, i) => d !== b.dims[i]) || a.data.length !== b.data.length;
+    if (!different) {
+      const numeric = typeof a.data[0] !== 'string' && typeof b.data[0] !== 'string' && a.type !== 'bool' && a.data.length > 0;
+      if (numeric) {
+        let max = 0;
+        for (let i = 0; i < a.data.length; i++) max = Math.max(max, Math.abs(Number(a.data[i]) - Number(b.data[i])));
+        out.max_abs_diff = Math.max(out.max_abs_diff ?? 0, max);
+        stats.max_abs_diff = Math.max(stats.max_abs_diff ?? 0, max);
+        different = max > TOLERANCE;
+      } else {
+        different = a.data.some((v, i) => v !== b.data[i]);
+      }
+    }
+    if (different) {
+      out.differing++;
+      differs = true;
+    }
+  }
+  stats.compared++;
+  if (differs) stats.differing++;
 }
 
 /** `repo@commit` of every data commit that trained the version, comma-separated. */

@@ -172,6 +172,11 @@ for (const mode of ['local', 'http'] as const) {
       );
       ok('pipeline', 'create', '-f', spec);
       assert.equal(run('wait').code, 0);
+      assert.deepEqual(
+        json('job', 'list').filter((j: any) => j.state === 'created' || j.state === 'running'),
+        [],
+        'wait returns only once every job has finished',
+      );
       const put = strata(['put', 'emails@master:/data/d.txt', '-', '--wait'], { env, input: 'delta\n' });
       assert.equal(put.code, 0, put.stderr);
       const runs = json('run', 'list', '--pipeline', 'scorer', '--sort', '-metrics.score');

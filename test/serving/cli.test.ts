@@ -78,7 +78,10 @@ describe('strata deploy and strata predict', () => {
       const viaServer = (args: string[], input?: string) => strataAsync(['--server', server!.url, ...args], input);
       const inspect = await viaServer(['deploy', 'inspect', 'spam-prod', '--json']);
       assert.equal(inspect.code, 0, inspect.stderr);
-      assert.deepEqual(JSON.parse(inspect.stdout).serving, { state: 'ready', version: 1 });
+      const serving = JSON.parse(inspect.stdout).serving;
+      assert.equal(serving.state, 'ready');
+      assert.equal(serving.version, 1);
+      assert.deepEqual(serving.traffic.versions, {});
       const oip = await viaServer(['predict', 'spam-prod', '--input', '-', '--json'], JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: x }] }));
       assert.equal(oip.code, 0, oip.stderr);
       const body = JSON.parse(oip.stdout);
@@ -87,6 +90,21 @@ describe('strata deploy and strata predict', () => {
       assert.notEqual(bad.code, 0);
       assert.match(bad.stderr, /shape \[1, 3\] does not fit/);
       assert.equal((await viaServer(['deploy', 'update', 'spam-prod', '--model', 'spam@1', '--json'])).code, 0);
+      // Canary and shadow from the command line: the config, then what inspect shows.
+      const canary = await viaServer(['deploy', 'update', 'spam-prod', '--canary', 'spam@1=25', '--shadow', 'spam@1', '--json']);
+      assert.equal(canary.code, 0, canary.stderr);
+      assert.deepEqual(JSON.parse(canary.stdout).config, { canary: { model: 'spam@1', weight: 25 }, shadow: { model: 'spam@1' } });
+      const shown = await viaServer(['deploy', 'inspect', 'spam-prod']);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /canary\s+spam@1 takes 25% of requests: ready \(version 1\)/);
+      assert.match(shown.stdout, /shadow\s+spam@1 gets a copy of every request: ready \(version 1\)/);
+      assert.match(shown.stdout, /requests spam@1\s+2 \(1 failed\)/);
+      const badCanary = await viaServer(['deploy', 'update', 'spam-prod', '--canary', 'spam@production=10']);
+      assert.notEqual(badCanary.code, 0);
+      assert.match(badCanary.stderr, /must name a fixed version/);
+      const removed = await viaServer(['deploy', 'update', 'spam-prod', '--no-canary', '--no-shadow', '--json']);
+      assert.equal(removed.code, 0, removed.stderr);
+      assert.deepEqual(JSON.parse(removed.stdout).config, {});
       assert.equal((await viaServer(['deploy', 'delete', 'spam-prod'])).code, 0);
       assert.deepEqual(JSON.parse((await viaServer(['deploy', 'list', '--json'])).stdout), []);
     } finally {

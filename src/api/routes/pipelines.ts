@@ -117,11 +117,12 @@ export const pipelineRoutes: FastifyPluginAsync<{ instance: Instance }> = async 
         response: { 200: list, ...errorResponses },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const since = new Date().toISOString();
       const commitSet = req.body?.ref ? (await instance.data.inspectCommit(req.body.ref)).commit_set : undefined;
       const closed = new AbortController();
-      req.raw.once('close', () => closed.abort());
+      // The response's close, not the request's: a request 'close's as soon as its body is read.
+      reply.raw.once('close', () => closed.abort());
       await instance.scheduler.waitIdle(commitSet, closed.signal);
       const jobs = await pipelines.listJobs({ commitSet });
       return commitSet ? jobs : jobs.filter((j) => (j.finished ?? '') >= since);

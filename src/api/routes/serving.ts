@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { defaultAuthor } from '../../data/service.js';
 import { NotFoundError } from '../../errors.js';
 import { lineageOf, oipResponse, predictResponse, type InferResult, type ServingManager } from '../../serving/manager.js';
@@ -23,7 +23,23 @@ interface ModelParams {
 export const servingRoutes: FastifyPluginAsync<{ serving: ServingManager; errors: ErrorContext }> = async (app, { serving, errors }) => {
   app.register(oipRoutes, { serving, errors });
   app.register(deploymentRoutes, { serving });
+  app.register(metricsRoutes, { serving });
 };
+
+/** Prometheus metrics of serving, from the manager's own registry (registered once per server, with this plugin). */
+const metricsRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async (app, { serving }) => {
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics: serving requests, failures and latency by deployment and version', tags: ['metrics'] } }, async (_req, reply) =>
+    reply.type(serving.metrics.contentType).send(await serving.metrics.text()),
+  );
+};
+
+/** The request id that makes canary routing sticky: the OIP body's `id`, else an x-request-id header. */
+function requestKey(req: FastifyRequest, body?: unknown): string | undefined {
+  const id = body && typeof body === 'object' ? (body as { id?: unknown }).id : undefined;
+  if (typeof id === 'string' && id !== '') return id;
+  const header = req.headers['x-request-id'];
+  return typeof header === 'string' && header !== '' ? header : undefined;
+}
 
 function versionOf(params: ModelParams): number | undefined {
   if (params.version === undefined) return undefined;
@@ -35,6 +51,7 @@ function versionOf(params: ModelParams): number | undefined {
 
 function withLineage(reply: FastifyReply, result: InferResult): InferResult {
   for (const [k, v] of Object.entries(lineageOf(result.version))) reply.header(k, v);
+  reply.header('strata-lane', result.lane);
   return result;
 }
 
@@ -72,36 +89,39 @@ const oipRoutes: FastifyPluginAsync<{ serving: ServingManager; errors: ErrorCont
     ready(req.params, reply),
   );
 
-  const infer = async (params: ModelParams, body: unknown, reply: FastifyReply) => {
-    const result = await serving.infer(params.name, versionOf(params), (signature) => parseInferRequest(body, signature));
+  const infer = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+    const start = performance.now();
+    const { params, body } = req;
+    const result = await serving.infer(params.name, versionOf(params), (signature) => parseInferRequest(body, signature), { key: requestKey(req, body), start });
     return oipResponse(params.name, withLineage(reply, result));
   };
   const inferSchema = { summary: 'Inference: {"inputs": [{"name", "shape", "datatype", "data"}], "outputs"?, "parameters"?, "id"?}', tags };
-  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', { schema: inferSchema }, async (req, reply) => infer(req.params, req.body, reply));
-  app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', { schema: inferSchema }, async (req, reply) => infer(req.params, req.body, reply));
+  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', { schema: inferSchema }, async (req, reply) => infer(req, reply));
+  app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', { schema: inferSchema }, async (req, reply) => infer(req, reply));
 };
 
 const deploymentRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async (app, { serving }) => {
   const deployments = serving.deployments;
   const tags = ['deployments'];
 
-  app.post<{ Body: { name: string; model: string; creator?: string } }>(
+  app.post<{ Body: { name: string; model: string; canary?: string; shadow?: string; creator?: string } }>(
     '/api/v1/deployments',
     {
       schema: {
-        summary: 'Create a deployment of MODEL@ALIAS (follows the alias) or MODEL@VERSION',
+        summary: 'Create a deployment of MODEL@ALIAS (follows the alias) or MODEL@VERSION, optionally with a canary (MODEL@VERSION=PERCENT) and a shadow (MODEL@VERSION)',
         tags,
         body: {
           type: 'object',
           required: ['name', 'model'],
           additionalProperties: false,
-          properties: { name: { type: 'string' }, model: { type: 'string' }, creator: { type: 'string' } },
+          properties: { name: { type: 'string' }, model: { type: 'string' }, canary: { type: 'string' }, shadow: { type: 'string' }, creator: { type: 'string' } },
         },
         response: { 201: obj, ...errorResponses },
       },
     },
     async (req, reply) => {
-      const info = await deployments.create({ name: req.body.name, model: req.body.model, creator: req.body.creator ?? defaultAuthor() });
+      const { name, model, canary, shadow } = req.body;
+      const info = await deployments.create({ name, model, canary, shadow, creator: req.body.creator ?? defaultAuthor() });
       await serving.changed(info.name);
       return reply.code(201).send(serving.withStatus(info));
     },
@@ -117,19 +137,24 @@ const deploymentRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async 
     async (req) => serving.withStatus(await deployments.inspect(req.params.name)),
   );
 
-  app.patch<{ Params: { name: string }; Body: { model: string } }>(
+  app.patch<{ Params: { name: string }; Body: { model?: string; canary?: string | null; shadow?: string | null } }>(
     '/api/v1/deployments/:name',
     {
       schema: {
-        summary: 'Point a deployment at another MODEL@ALIAS or MODEL@VERSION (swapped without downtime)',
+        summary: 'Point a deployment at another MODEL@ALIAS or MODEL@VERSION and/or set its canary (MODEL@VERSION=PERCENT) or shadow (MODEL@VERSION); null removes them',
         tags,
         params: nameParams,
-        body: { type: 'object', required: ['model'], additionalProperties: false, properties: { model: { type: 'string' } } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { model: { type: 'string' }, canary: { type: ['string', 'null'] }, shadow: { type: ['string', 'null'] } },
+        },
         response: { 200: obj, ...errorResponses },
       },
     },
     async (req) => {
-      const info = await deployments.update(req.params.name, { model: req.body.model });
+      const { model, canary, shadow } = req.body;
+      const info = await deployments.update(req.params.name, { model, canary, shadow });
       await serving.changed(info.name);
       return serving.withStatus(info);
     },
@@ -156,7 +181,8 @@ const deploymentRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async 
       },
     },
     async (req, reply) => {
-      const result = await serving.infer(req.params.name, undefined, (signature) => parseSimpleRequest(req.body, signature));
+      const start = performance.now();
+      const result = await serving.infer(req.params.name, undefined, (signature) => parseSimpleRequest(req.body, signature), { key: requestKey(req), start });
       return predictResponse(withLineage(reply, result));
     },
   );

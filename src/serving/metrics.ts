@@ -1,0 +1,57 @@
+import { Counter, Histogram, Registry } from 'prom-client';
+
+// Prometheus metrics of serving, in a registry of their own (never
+// prom-client's global one, so any number of managers, servers and tests can
+// live in one process). One ServingManager owns one ServingMetrics; the
+// server exposes it at GET /metrics.
+
+const SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export class ServingMetrics {
+  readonly registry = new Registry();
+  /** Inference requests answered, by deployment, version and lane (primary, canary, shadow). */
+  readonly requests = new Counter({
+    name: 'strata_serving_requests_total',
+    help: 'Inference requests, by deployment, model version and lane (primary, canary or shadow)',
+    labelNames: ['deployment', 'version', 'lane'] as const,
+    registers: [this.registry],
+  });
+  /** Failed inference requests; version is "none" when no version could take the request. */
+  readonly failures = new Counter({
+    name: 'strata_serving_failures_total',
+    help: 'Failed inference requests, by deployment, model version, lane and error code',
+    labelNames: ['deployment', 'version', 'lane', 'code'] as const,
+    registers: [this.registry],
+  });
+  /** Time from the request reaching the serving manager to the model run starting (waiting for a load, parsing the tensors). */
+  readonly queue = new Histogram({
+    name: 'strata_serving_queue_seconds',
+    help: 'Time from the request reaching serving to the model run starting (parsing, waiting for a model)',
+    labelNames: ['deployment', 'version'] as const,
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+  readonly compute = new Histogram({
+    name: 'strata_serving_compute_seconds',
+    help: 'Model run time (ONNX Runtime)',
+    labelNames: ['deployment', 'version'] as const,
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+  readonly total = new Histogram({
+    name: 'strata_serving_request_seconds',
+    help: 'Time from the request reaching serving to its outputs being ready',
+    labelNames: ['deployment', 'version'] as const,
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+
+  /** The Prometheus text exposition. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
