@@ -4,6 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { register } from 'prom-client';
+import { startServer } from '../../src/api/server.js';
 import { logisticRegressionModel } from '../../src/onnx/build.js';
 import { serve, type Served } from '../api/harness.js';
 
@@ -105,6 +107,7 @@ describe('canary, shadow and metrics', () => {
     assert.equal((await call('POST', `${s.url}/v2/models/split/versions/1/infer`, request())).body.model_version, '1');
     assert.equal((await call('POST', `${s.url}/v2/models/split/versions/2/infer`, request())).body.model_version, '2');
     assert.equal((await call('POST', `${s.url}/v2/models/split/versions/3/infer`, request())).status, 404);
+    assert.equal((await fetch(`${s.url}/v2/models/split/versions/2/ready`)).status, 200, 'the canary version is ready');
     const bad = await call('PATCH', `${s.url}/api/v1/deployments/split`, { canary: 'spam@2=101' });
     assert.equal(bad.status, 400);
     assert.match(bad.body.error.message, /percent from 0 to 100/);
@@ -178,6 +181,7 @@ describe('canary, shadow and metrics', () => {
     const text = await res.text();
     const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
     assert.ok(value(/^strata_serving_requests_total\{deployment="split",version="1",lane="primary"\} (\d+)/m) > 0, text);
+    assert.equal((await fetch(`${s.url}/v2/models/split/versions/2/ready`)).status, 404, 'no canary any more');
     assert.ok(value(/^strata_serving_requests_total\{deployment="split",version="2",lane="canary"\} (\d+)/m) > 0);
     assert.equal(value(/^strata_serving_requests_total\{deployment="mirror",version="2",lane="shadow"\} (\d+)/m), 20);
     assert.ok(value(/^strata_serving_failures_total\{deployment="split",version="1",lane="primary",code="INVALID_ARGUMENT"\} (\d+)/m) >= 1);
@@ -185,5 +189,16 @@ describe('canary, shadow and metrics', () => {
       assert.ok(value(new RegExp(`^strata_serving_${h}_seconds_count\\{deployment="split",version="1"\\} (\\d+)`, 'm')) > 0, h);
       assert.match(text, new RegExp(`^strata_serving_${h}_seconds_bucket\\{le="0.001",deployment="split",version="1"\\}`, 'm'));
     }
+    // The metrics live in the serving manager's own registry, not prom-client's global one: a second
+    // server in this process (same instance) registers /metrics again without a clash and shows the same counters.
+    assert.equal(register.getSingleMetric('strata_serving_requests_total'), undefined);
+    const second = await startServer({ instance: s.instance, port: 0, scheduler: false });
+    try {
+      const again = await (await fetch(`${second.url}/metrics`)).text();
+      assert.match(again, /^strata_serving_requests_total\{deployment="split",version="1",lane="primary"\} \d+/m);
+    } finally {
+      await second.app.close(); // not second.close(): that would stop the serving manager both servers share
+    }
+    assert.equal((await call('POST', `${s.url}/v2/models/split/infer`, request())).status, 200);
   });
 });

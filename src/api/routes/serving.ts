@@ -78,9 +78,11 @@ const oipRoutes: FastifyPluginAsync<{ serving: ServingManager; errors: ErrorCont
     const version = versionOf(params);
     await serving.deployments.inspect(params.name);
     const status = serving.status(params.name);
-    const isReady = status.state === 'ready' && (version === undefined || version === status.version);
+    const canaryReady = version !== undefined && status.canary?.state === 'ready' && status.canary.version === version;
+    const isReady = status.state === 'ready' && (version === undefined || version === status.version || canaryReady);
     if (version !== undefined && status.state === 'ready' && !isReady) {
-      throw new NotFoundError(`deployment "${params.name}" serves version ${status.version}, not version ${version}`);
+      const canary = status.canary?.version ? ` (and version ${status.canary.version} as its canary)` : '';
+      throw new NotFoundError(`deployment "${params.name}" serves version ${status.version}${canary}, not version ${version}`);
     }
     return reply.code(isReady ? 200 : 503).send({ name: params.name, ready: isReady });
   };
