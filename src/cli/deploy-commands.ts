@@ -46,6 +46,24 @@ function traffic(d: DeploymentInfo): string[][] {
     rows.push(['shadow vs primary', `${st.differing} of ${st.compared} responses differ; max abs diff ${diff(st.max_abs_diff)}`]);
     for (const [name, o] of Object.entries(st.outputs)) rows.push([`  output ${name}`, `${o.differing} of ${o.compared} differ; max abs diff ${diff(o.max_abs_diff)}`]);
   }
+  const batching = (d.config as { batching?: { max_batch_size: number; max_batch_delay_us: number } }).batching;
+  if (batching) {
+    const b = d.serving?.batching;
+    const state = b ? (b.active ? ': on' : `: off${b.reason ? ` (${b.reason})` : ''}`) : '';
+    rows.push(['batching', `up to ${batching.max_batch_size} rows per run, waiting at most ${batching.max_batch_delay_us} µs${state}`]);
+  }
+  const logging = (d.config as { logging?: { rate: number } }).logging;
+  const log = d.serving?.logging;
+  if (logging || log) {
+    const rate = `${(logging?.rate ?? 0) * 100}% of requests to repo ${log?.repo ?? `${d.name}-predictions`}`;
+    rows.push(['prediction log', logging ? rate : 'off (buffered records still written)']);
+    if (log) {
+      rows.push([
+        'logged',
+        `${log.sampled} sampled, ${log.committed} committed in ${log.files} files, ${log.buffered} buffered, ${log.dropped} dropped (buffer full), ${log.errors} failed writes (${log.lost} records lost)${log.last_error ? `; last error: ${log.last_error}` : ''}`,
+      ]);
+    }
+  }
   if (d.serving?.traffic) {
     const versions = Object.entries(d.serving.traffic.versions);
     const since = when(d.serving.traffic.since);
@@ -55,6 +73,39 @@ function traffic(d: DeploymentInfo): string[][] {
   return rows;
 }
 
+/** --log-predictions RATE: a fraction from 0 to 1. */
+function parseRate(text: string): number {
+  const rate = /^\d+(\.\d+)?$|^\.\d+$/.test(text) ? Number(text) : NaN;
+  if (!(rate >= 0 && rate <= 1)) throw new InvalidArgumentError(`--log-predictions "${text}" must be a fraction from 0 (off) to 1 (every request), e.g. 0.1`);
+  return rate;
+}
+
+/** --max-batch-size, --max-batch-delay-us: a whole number. */
+function parseWhole(text: string): number {
+  if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`"${text}" must be a whole number`);
+  return Number(text);
+}
+
+interface CreateOptions {
+  model: string;
+  canary?: string;
+  shadow?: string;
+  logPredictions?: number;
+  maxBatchSize?: number;
+  maxBatchDelayUs?: number;
+  json?: boolean;
+}
+
+interface UpdateOptions {
+  model?: string;
+  canary?: string | false;
+  shadow?: string | false;
+  logPredictions?: number;
+  maxBatchSize?: number;
+  maxBatchDelayUs?: number;
+  json?: boolean;
+}
+
 export function registerDeployCommands(program: Command, withClient: WithClient): void {
   const deploy = program.command('deploy').description('deployments: serve a registered model (MODEL@ALIAS follows the alias, MODEL@VERSION is fixed)');
   deploy
@@ -62,10 +113,21 @@ export function registerDeployCommands(program: Command, withClient: WithClient)
     .requiredOption('--model <model>', 'MODEL@ALIAS or MODEL@VERSION, e.g. spam@production')
     .option('--canary <model=percent>', 'a canary version taking PERCENT of requests (sticky by request id), e.g. spam@3=10')
     .option('--shadow <model>', 'a shadow version every request is mirrored to (responses compared, never returned), e.g. spam@3')
+    .option('--log-predictions <rate>', 'commit this fraction of requests (0 to 1) with their responses to the repo NAME-predictions', parseRate)
+    .option('--max-batch-size <n>', 'adaptive batching: coalesce concurrent requests into model runs of up to N rows (with --max-batch-delay-us)', parseWhole)
+    .option('--max-batch-delay-us <n>', 'adaptive batching: the longest a request waits for others, in microseconds', parseWhole)
     .option('--json', 'print JSON')
     .action(
-      withClient(async (client, name: string, opts: { model: string; canary?: string; shadow?: string; json?: boolean }) => {
-        const d = await client.createDeployment({ name, model: opts.model, canary: opts.canary, shadow: opts.shadow });
+      withClient(async (client, name: string, opts: CreateOptions) => {
+        const d = await client.createDeployment({
+          name,
+          model: opts.model,
+          canary: opts.canary,
+          shadow: opts.shadow,
+          log_predictions: opts.logPredictions,
+          max_batch_size: opts.maxBatchSize,
+          max_batch_delay_us: opts.maxBatchDelayUs,
+        });
         if (opts.json) return printJson(d);
         process.stdout.write(`Created deployment ${d.name} serving ${d.model}\n`);
       }),
@@ -100,11 +162,21 @@ export function registerDeployCommands(program: Command, withClient: WithClient)
     .option('--no-canary', 'remove the canary')
     .option('--shadow <model>', 'set the shadow, e.g. spam@3')
     .option('--no-shadow', 'remove the shadow')
+    .option('--log-predictions <rate>', 'commit this fraction of requests (0 to 1) to the repo NAME-predictions; 0 turns logging off', parseRate)
+    .option('--max-batch-size <n>', 'adaptive batching: most rows per model run; 1 turns batching off', parseWhole)
+    .option('--max-batch-delay-us <n>', 'adaptive batching: the longest a request waits for others, in microseconds', parseWhole)
     .option('--json', 'print JSON')
     .action(
-      withClient(async (client, name: string, opts: { model?: string; canary?: string | false; shadow?: string | false; json?: boolean }) => {
+      withClient(async (client, name: string, opts: UpdateOptions) => {
         const change = (v: string | false | undefined) => (v === false ? null : v);
-        const d = await client.updateDeployment(name, { model: opts.model, canary: change(opts.canary), shadow: change(opts.shadow) });
+        const d = await client.updateDeployment(name, {
+          model: opts.model,
+          canary: change(opts.canary),
+          shadow: change(opts.shadow),
+          log_predictions: opts.logPredictions,
+          max_batch_size: opts.maxBatchSize,
+          max_batch_delay_us: opts.maxBatchDelayUs,
+        });
         if (opts.json) return printJson(d);
         process.stdout.write(`Deployment ${d.name} now serves ${d.model}\n`);
       }),

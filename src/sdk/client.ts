@@ -118,11 +118,11 @@ export interface StrataClient {
 
   // ---- serving (issue 5) ----
   /** `model` is MODEL@ALIAS (follows the alias) or MODEL@VERSION; `canary` MODEL@VERSION=PERCENT; `shadow` MODEL@VERSION. */
-  createDeployment(input: { name: string; model: string; canary?: string; shadow?: string }): Promise<DeploymentInfo>;
+  createDeployment(input: { name: string; model: string; canary?: string; shadow?: string; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number }): Promise<DeploymentInfo>;
   listDeployments(): Promise<DeploymentInfo[]>;
   inspectDeployment(name: string): Promise<DeploymentInfo>;
   /** Changes what is given; a null canary or shadow removes it. */
-  updateDeployment(name: string, changes: { model?: string; canary?: string | null; shadow?: string | null }): Promise<DeploymentInfo>;
+  updateDeployment(name: string, changes: { model?: string; canary?: string | null; shadow?: string | null; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number }): Promise<DeploymentInfo>;
   deleteDeployment(name: string): Promise<void>;
   /**
    * Runs a prediction. `request` is an Open Inference Protocol request

@@ -392,7 +392,7 @@ export class HttpClient implements StrataClient {
 
   // ---- serving ----
 
-  createDeployment(input: { name: string; model: string; canary?: string; shadow?: string }): Promise<DeploymentInfo> {
+  createDeployment(input: { name: string; model: string; canary?: string; shadow?: string; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number }): Promise<DeploymentInfo> {
     return this.json('POST', '/api/v1/deployments', { json: input });
   }
 
@@ -404,7 +404,7 @@ export class HttpClient implements StrataClient {
     return this.json('GET', `/api/v1/deployments/${seg(name)}`);
   }
 
-  updateDeployment(name: string, changes: { model?: string; canary?: string | null; shadow?: string | null }): Promise<DeploymentInfo> {
+  updateDeployment(name: string, changes: { model?: string; canary?: string | null; shadow?: string | null; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number }): Promise<DeploymentInfo> {
     return this.json('PATCH', `/api/v1/deployments/${seg(name)}`, { json: changes });
   }
 

@@ -3,6 +3,8 @@ import { AlreadyExistsError, InvalidArgumentError, NotFoundError, StrataError } 
 import type { Schema } from '../meta/schema.js';
 import { checkAliasName, checkModelName, type Registry } from '../tracking/registry.js';
 import type { ModelVersion } from '../tracking/types.js';
+import { checkBatching, type BatchingConfig } from './batcher.js';
+import type { LoggingStats } from './prediction-log.js';
 
 // Deployments: a name that serves one model, bound either to an alias
 // (MODEL@ALIAS: follows the alias as it moves) or to a fixed version
@@ -24,6 +26,10 @@ export interface ServingStatus {
   shadow?: LaneStatus & { stats: ShadowStats };
   /** Requests served per version (MODEL@VERSION), counted in memory since this server started serving the deployment. */
   traffic?: { since: number; versions: Record<string, { requests: number; failures: number }> };
+  /** Adaptive batching as configured; `active` is false for a model without a dynamic batch dimension (`reason` says why). */
+  batching?: BatchingConfig & { active: boolean; reason?: string };
+  /** The prediction log, when the deployment samples predictions (or did, and has records still to write). */
+  logging?: LoggingStats;
 }
 
 export interface LaneStatus {
@@ -66,6 +72,10 @@ export interface DeploymentConfig {
   canary?: { model: string; weight: number };
   /** A fixed version every request is mirrored to; its responses are compared, never returned. */
   shadow?: { model: string };
+  /** Prediction logging: `rate` of requests (0 to 1) committed to the repo `<deployment>-predictions`. */
+  logging?: { rate: number };
+  /** Adaptive batching: concurrent requests coalesced into one model run of up to max_batch_size, waiting at most max_batch_delay_us. */
+  batching?: BatchingConfig;
 }
 
 export interface DeploymentInfo {
@@ -135,6 +145,20 @@ export function parseShadow(text: string): ModelTarget {
   return fixedTarget(text, 'shadow');
 }
 
+/** Batching settings as given to create or update: both on create; either on update (the other is kept). A max size of 1 turns batching off. */
+export interface BatchingChanges {
+  max_batch_size?: number;
+  max_batch_delay_us?: number;
+}
+
+/** A prediction logging rate: the fraction of requests logged, 0 (off) to 1 (all). */
+export function checkLogRate(rate: unknown): number {
+  if (typeof rate !== 'number' || !Number.isFinite(rate) || rate < 0 || rate > 1) {
+    throw new InvalidArgumentError(`prediction logging rate "${String(rate)}" must be a number from 0 (off) to 1 (every request), e.g. 0.1 for 10%`);
+  }
+  return rate;
+}
+
 const textOf = (t: ModelTarget) => `${t.model_name}@${t.target}`;
 
 export class DeploymentService {
@@ -143,7 +167,7 @@ export class DeploymentService {
     private registry: Registry,
   ) {}
 
-  async create(input: { name: string; model: string; creator: string; canary?: string; shadow?: string }): Promise<DeploymentInfo> {
+  async create(input: { name: string; model: string; creator: string; canary?: string; shadow?: string; log_predictions?: number } & BatchingChanges): Promise<DeploymentInfo> {
     const name = checkDeploymentName(input?.name);
     const target = parseModelTarget(input.model);
     await this.servable(target);
@@ -174,10 +198,14 @@ export class DeploymentService {
    * Points a deployment at another model target and/or changes its canary
    * or shadow (null removes one); a server swaps without downtime.
    */
-  async update(name: string, changes: { model?: string; canary?: string | null; shadow?: string | null }): Promise<DeploymentInfo> {
+  async update(
+    name: string,
+    changes: { model?: string; canary?: string | null; shadow?: string | null; log_predictions?: number } & BatchingChanges,
+  ): Promise<DeploymentInfo> {
     const info = await this.inspect(name);
-    if (changes?.model === undefined && changes?.canary === undefined && changes?.shadow === undefined) {
-      throw new InvalidArgumentError('nothing to update: give a model, a canary or a shadow');
+    const given = [changes?.model, changes?.canary, changes?.shadow, changes?.log_predictions, changes?.max_batch_size, changes?.max_batch_delay_us];
+    if (given.every((v) => v === undefined)) {
+      throw new InvalidArgumentError('nothing to update: give a model, a canary, a shadow, a prediction logging rate or batching');
     }
     const set: { model?: string; target?: string; config: string; updated_at: number } = {
       config: JSON.stringify(await this.traffic(info.config, changes)),
@@ -194,8 +222,27 @@ export class DeploymentService {
   }
 
   /** The config with a canary or shadow set (a string), removed (null) or kept (undefined). */
-  private async traffic(config: Record<string, unknown>, changes: { canary?: string | null; shadow?: string | null }): Promise<Record<string, unknown>> {
+  private async traffic(
+    config: Record<string, unknown>,
+    changes: { canary?: string | null; shadow?: string | null; log_predictions?: number } & BatchingChanges,
+  ): Promise<Record<string, unknown>> {
     const next: Record<string, unknown> = { ...config };
+    if (changes.max_batch_size !== undefined || changes.max_batch_delay_us !== undefined) {
+      const old = config.batching as BatchingConfig | undefined;
+      const size = changes.max_batch_size ?? old?.max_batch_size;
+      const delay = changes.max_batch_delay_us ?? old?.max_batch_delay_us;
+      if (size === undefined || delay === undefined) {
+        throw new InvalidArgumentError('batching needs both a max batch size and a max batch delay (max_batch_size and max_batch_delay_us)');
+      }
+      const batching = checkBatching(size, delay);
+      if (batching.max_batch_size === 1) delete next.batching;
+      else next.batching = batching;
+    }
+    if (changes.log_predictions !== undefined) {
+      const rate = checkLogRate(changes.log_predictions);
+      if (rate === 0) delete next.logging;
+      else next.logging = { rate };
+    }
     if (changes.canary === null) delete next.canary;
     else if (changes.canary !== undefined) {
       const { target, weight } = parseCanary(changes.canary);

@@ -2,10 +2,12 @@ import type { DataService } from '../data/service.js';
 import { NotFoundError, StrataError } from '../errors.js';
 import type { Registry } from '../tracking/registry.js';
 import type { ModelVersion } from '../tracking/types.js';
+import { BatchingModel, type BatchingConfig, type RunTiming } from './batcher.js';
 import { parseModelTarget, type DeploymentInfo, type DeploymentService, type LaneStatus, type ServingStatus, type ShadowStats } from './deployments.js';
 import { ServingMetrics } from './metrics.js';
+import { PredictionLogger } from './prediction-log.js';
 import { jsonValues, nest, oipOutputs, type InferRequest, type InferResponse } from './protocol.js';
-import type { HostTensor, LoadedModel, ModelRuntime, ModelSignature } from './runtime.js';
+import type { HostTensor, ModelRuntime, ModelSignature } from './runtime.js';
 
 // Keeps, per deployment, the loaded model version that takes its traffic, and
 // swaps it without failing a request:
@@ -21,11 +23,15 @@ import type { HostTensor, LoadedModel, ModelRuntime, ModelSignature } from './ru
 // A failed load leaves the old version serving and is reported in the status.
 // Loads of one deployment are serialized; a refresh asked for while one runs
 // is queued once.
+//
+// Every loaded version is wrapped in a BatchingModel (batcher.ts), which
+// coalesces concurrent requests when the deployment's config asks for
+// batching; sampled predictions go to the PredictionLogger (prediction-log.ts).
 
 export interface Served {
   readonly version: ModelVersion;
   readonly signature: ModelSignature;
-  readonly model: LoadedModel;
+  readonly model: BatchingModel;
 }
 
 class Handle implements Served {
@@ -35,7 +41,7 @@ class Handle implements Served {
   constructor(
     readonly version: ModelVersion,
     readonly signature: ModelSignature,
-    readonly model: LoadedModel,
+    readonly model: BatchingModel,
   ) {}
 
   acquire(): this {
@@ -88,6 +94,8 @@ interface Slot {
   traffic: Map<string, { requests: number; failures: number }>;
   shadowStats: ShadowStats;
   shadowInFlight: number;
+  /** Adaptive batching, as configured (applied to every lane's model that can be batched). */
+  batching?: BatchingConfig;
 }
 
 export interface InferResult {
@@ -127,14 +135,18 @@ export class ServingManager {
   private unsubscribe?: () => void;
   /** Prometheus metrics of every deployment served here (GET /metrics). */
   readonly metrics = new ServingMetrics();
+  /** Sampled request/response pairs, committed in batches to `<deployment>-predictions`. */
+  readonly predictions: PredictionLogger;
 
   constructor(
     readonly deployments: DeploymentService,
     private registry: Registry,
     private data: DataService,
     private runtime: ModelRuntime,
-    private opts: { pollMs?: number } = {},
-  ) {}
+    private opts: { pollMs?: number; flushRecords?: number; flushMs?: number; maxBuffered?: number } = {},
+  ) {
+    this.predictions = new PredictionLogger(data, { flushRecords: opts.flushRecords, flushMs: opts.flushMs, maxBuffered: opts.maxBuffered });
+  }
 
   /** Loads every deployment and follows alias moves until stop(). */
   async start(): Promise<void> {
@@ -166,6 +178,8 @@ export class ServingManager {
     this.slots.clear();
     await Promise.all(slots.map((s) => s.running.catch(() => {})));
     for (const slot of slots) retireAll(slot);
+    // Buffered predictions are written before the process goes.
+    await this.predictions.stop();
   }
 
   /** Whether every deployment known here has a version taking traffic. */
@@ -182,6 +196,12 @@ export class ServingManager {
     if (slot.canary.model) status.canary = { ...laneStatus(slot.canary), weight: slot.weight };
     if (slot.shadow.model) status.shadow = { ...laneStatus(slot.shadow), stats: structuredClone(slot.shadowStats) };
     status.traffic = { since: slot.since, versions: Object.fromEntries([...slot.traffic].map(([k, v]) => [k, { ...v }])) };
+    if (slot.batching) {
+      const model = p.current?.model;
+      status.batching = { ...slot.batching, active: !!model?.batching, ...(model?.unbatchable ? { reason: model.unbatchable } : {}) };
+    }
+    const logging = this.predictions.stats(name);
+    if (logging) status.logging = logging;
     return status;
   }
 
@@ -197,6 +217,7 @@ export class ServingManager {
       if (!names.has(name)) {
         this.slots.delete(name);
         retireAll(slot);
+        this.predictions.configure(name, 0);
       }
     }
     await Promise.all(all.map((d) => this.refresh(this.slotOf(d.name))));
@@ -252,10 +273,12 @@ export class ServingManager {
           chosen = { version: served.version, lane };
           const request = parse(served.signature);
           const labels = { deployment: name, version: String(served.version.version) };
-          const t0 = performance.now();
-          this.metrics.queue.observe(labels, (t0 - start) / 1000);
-          const outputs = await served.model.infer(request.inputs, request.outputs);
+          // With batching, the run starts when the request's batch does: the wait counts as queue time.
+          const timing: RunTiming = {};
+          const outputs = await served.model.infer(request.inputs, request.outputs, timing);
           const t1 = performance.now();
+          const t0 = timing.start ?? t1;
+          this.metrics.queue.observe(labels, (t0 - start) / 1000);
           this.metrics.compute.observe(labels, (t1 - t0) / 1000);
           this.metrics.total.observe(labels, (t1 - start) / 1000);
           return { request, outputs, version: served.version, lane };
@@ -265,6 +288,7 @@ export class ServingManager {
       this.metrics.requests.inc({ deployment: name, version: String(result.version.version), lane: result.lane });
       this.count(name, result.version, false);
       this.mirror(name, parse, result);
+      this.log(name, result, opts.key);
       return result;
     } catch (err) {
       // Only deployments that exist get metrics: names from requests are unbounded.
@@ -274,6 +298,23 @@ export class ServingManager {
         if (chosen) this.count(name, chosen.version, true);
       }
       throw err;
+    }
+  }
+
+  /** Buffers the request/response pair when the deployment's sampling rate draws it; never fails the request. */
+  private log(name: string, result: InferResult, key: string | undefined): void {
+    try {
+      if (!this.predictions.sample(name)) return;
+      this.predictions.record(name, {
+        time: Date.now(),
+        request_id: result.request.id ?? key,
+        version: result.version,
+        lane: result.lane,
+        inputs: result.request.inputs,
+        outputs: result.outputs,
+      });
+    } catch (err) {
+      process.stderr.write(`strata serving: logging a prediction of ${name}: ${(err as Error).message}\n`);
     }
   }
 
@@ -382,8 +423,13 @@ export class ServingManager {
       // Deleted: stop serving it; in-flight requests finish first.
       if (this.slots.get(slot.name) === slot) this.slots.delete(slot.name);
       retireAll(slot);
+      this.predictions.configure(slot.name, 0); // what is buffered is still written
       return;
     }
+    this.predictions.configure(slot.name, typeof info.config.logging?.rate === 'number' ? info.config.logging.rate : 0);
+    const batching = info.config.batching;
+    slot.batching = batching && typeof batching.max_batch_size === 'number' ? batching : undefined;
+    for (const lane of [slot.primary, slot.canary, slot.shadow]) lane.current?.model.configure(slot.batching);
     await this.reloadLane(slot, slot.primary, info);
     // Canary and shadow take traffic in a server only; the local client serves the primary.
     const config = info.config;
@@ -438,7 +484,9 @@ export class ServingManager {
     lane.loading = true;
     try {
       const bytes = await readAll(this.data.readContent(version.hash));
-      const model = await this.runtime.load(bytes, version.signature);
+      const labels = { deployment: slot.name, version: String(version.version) };
+      const model = new BatchingModel(await this.runtime.load(bytes, version.signature), version.signature, (n) => this.metrics.batchSize.observe(labels, n));
+      model.configure(slot.batching);
       const handle = new Handle(version, version.signature, model);
       if (this.slots.get(slot.name) !== slot) {
         handle.retire(); // deleted or stopped while loading

@@ -46,6 +46,15 @@ export class ServingMetrics {
     registers: [this.registry],
   });
 
+  /** Requests per model run of deployments with batching on (1 for a request that ran alone). */
+  readonly batchSize = new Histogram({
+    name: 'strata_serving_batch_size',
+    help: 'Requests coalesced into one model run, for deployments with adaptive batching',
+    labelNames: ['deployment', 'version'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
+
   /** The Prometheus text exposition. */
   text(): Promise<string> {
     return this.registry.metrics();

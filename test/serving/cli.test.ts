@@ -70,6 +70,46 @@ describe('strata deploy and strata predict', () => {
     assert.match(missing.stderr, /deployment "nope" not found/);
   });
 
+  it('logs predictions with --log-predictions, written when a local predict exits', async () => {
+    const bad = strata(['--home', home, 'deploy', 'create', 'logged', '--model', 'spam@production', '--log-predictions', '2']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--log-predictions "2" must be a fraction from 0/);
+    const created = strata(['--home', home, 'deploy', 'create', 'logged', '--model', 'spam@production', '--log-predictions', '1', '--json']);
+    assert.equal(created.code, 0, created.stderr);
+    assert.deepEqual(JSON.parse(created.stdout).config, { logging: { rate: 1 } });
+    for (let i = 0; i < 2; i++) {
+      const r = strata(['--home', home, 'predict', 'logged', '--input', '-', '--json'], { input: JSON.stringify({ inputs: { input: [x] } }) });
+      assert.equal(r.code, 0, r.stderr);
+    }
+    // Each CLI process wrote its buffered record as it closed.
+    const instance = await Instance.open(home);
+    let server: RunningServer | undefined;
+    try {
+      const files = (await instance.data.ls('logged-predictions@master:/', { recursive: true })).filter((f) => f.type === 'file');
+      assert.equal(files.length, 2);
+      server = await startServer({ instance, port: 0, scheduler: false });
+      const url = server.url;
+      const viaServer = (args: string[], input?: string) => strataAsync(['--server', url, ...args], input);
+      assert.equal((await viaServer(['predict', 'logged', '--input', '-'], JSON.stringify({ inputs: { input: [x] } }))).code, 0);
+      const shown = await viaServer(['deploy', 'inspect', 'logged']);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /prediction log\s+100% of requests to repo logged-predictions/);
+      assert.match(shown.stdout, /logged\s+1 sampled, \d committed in \d files, \d buffered, 0 dropped/);
+      const batched = await viaServer(['deploy', 'update', 'logged', '--max-batch-size', '8', '--max-batch-delay-us', '500', '--json']);
+      assert.equal(batched.code, 0, batched.stderr);
+      assert.deepEqual(JSON.parse(batched.stdout).config.batching, { max_batch_size: 8, max_batch_delay_us: 500 });
+      const shownBatching = await viaServer(['deploy', 'inspect', 'logged']);
+      assert.match(shownBatching.stdout, /batching\s+up to 8 rows per run, waiting at most 500 µs: on/);
+      const off = await viaServer(['deploy', 'update', 'logged', '--log-predictions', '0', '--max-batch-size', '1', '--json']);
+      assert.equal(off.code, 0, off.stderr);
+      assert.deepEqual(JSON.parse(off.stdout).config, {});
+      assert.equal((await viaServer(['deploy', 'delete', 'logged'])).code, 0);
+    } finally {
+      await server?.close();
+      await instance.close();
+    }
+  });
+
   it('predicts and manages deployments through a server', async () => {
     const instance = await Instance.open(home);
     let server: RunningServer | undefined;

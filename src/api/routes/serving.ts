@@ -106,7 +106,7 @@ const deploymentRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async 
   const deployments = serving.deployments;
   const tags = ['deployments'];
 
-  app.post<{ Body: { name: string; model: string; canary?: string; shadow?: string; creator?: string } }>(
+  app.post<{ Body: { name: string; model: string; canary?: string; shadow?: string; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number; creator?: string } }>(
     '/api/v1/deployments',
     {
       schema: {
@@ -116,14 +116,23 @@ const deploymentRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async 
           type: 'object',
           required: ['name', 'model'],
           additionalProperties: false,
-          properties: { name: { type: 'string' }, model: { type: 'string' }, canary: { type: 'string' }, shadow: { type: 'string' }, creator: { type: 'string' } },
+          properties: {
+            name: { type: 'string' },
+            model: { type: 'string' },
+            canary: { type: 'string' },
+            shadow: { type: 'string' },
+            log_predictions: { type: 'number', description: 'fraction of requests (0 to 1) committed to the repo <name>-predictions; 0 or absent: none' },
+            max_batch_size: { type: 'integer', description: 'adaptive batching: most requests (rows) per model run; with max_batch_delay_us' },
+            max_batch_delay_us: { type: 'integer', description: 'adaptive batching: longest a request waits for others, in microseconds' },
+            creator: { type: 'string' },
+          },
         },
         response: { 201: obj, ...errorResponses },
       },
     },
     async (req, reply) => {
-      const { name, model, canary, shadow } = req.body;
-      const info = await deployments.create({ name, model, canary, shadow, creator: req.body.creator ?? defaultAuthor() });
+      const { name, model, canary, shadow, log_predictions, max_batch_size, max_batch_delay_us } = req.body;
+      const info = await deployments.create({ name, model, canary, shadow, log_predictions, max_batch_size, max_batch_delay_us, creator: req.body.creator ?? defaultAuthor() });
       await serving.changed(info.name);
       return reply.code(201).send(serving.withStatus(info));
     },
@@ -139,7 +148,7 @@ const deploymentRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async 
     async (req) => serving.withStatus(await deployments.inspect(req.params.name)),
   );
 
-  app.patch<{ Params: { name: string }; Body: { model?: string; canary?: string | null; shadow?: string | null } }>(
+  app.patch<{ Params: { name: string }; Body: { model?: string; canary?: string | null; shadow?: string | null; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number } }>(
     '/api/v1/deployments/:name',
     {
       schema: {
@@ -149,14 +158,21 @@ const deploymentRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async 
         body: {
           type: 'object',
           additionalProperties: false,
-          properties: { model: { type: 'string' }, canary: { type: ['string', 'null'] }, shadow: { type: ['string', 'null'] } },
+          properties: {
+            model: { type: 'string' },
+            canary: { type: ['string', 'null'] },
+            shadow: { type: ['string', 'null'] },
+            log_predictions: { type: 'number', description: 'fraction of requests (0 to 1) to log; 0 turns logging off' },
+            max_batch_size: { type: 'integer', description: 'adaptive batching: most requests (rows) per model run; 1 turns batching off' },
+            max_batch_delay_us: { type: 'integer', description: 'adaptive batching: longest a request waits for others, in microseconds' },
+          },
         },
         response: { 200: obj, ...errorResponses },
       },
     },
     async (req) => {
-      const { model, canary, shadow } = req.body;
-      const info = await deployments.update(req.params.name, { model, canary, shadow });
+      const { model, canary, shadow, log_predictions, max_batch_size, max_batch_delay_us } = req.body;
+      const info = await deployments.update(req.params.name, { model, canary, shadow, log_predictions, max_batch_size, max_batch_delay_us });
       await serving.changed(info.name);
       return serving.withStatus(info);
     },
