@@ -108,12 +108,21 @@ export class DataService {
 
   /** Deletes a repo with its branches and commits. File content shared with other repos stays. */
   async deleteRepo(name: string): Promise<void> {
-    await this.inspectRepo(name);
+    await this.requireRepo(name);
     await this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('branches').where('repo', '=', name).execute();
       await trx.deleteFrom('commits').where('repo', '=', name).execute();
       await trx.deleteFrom('repos').where('name', '=', name).execute();
     });
+  }
+
+  /**
+   * Fails with RepoNotFoundError unless the repo exists: one indexed lookup,
+   * for the paths every commit and ref resolution take (inspectRepo also
+   * reads branches and the head commit).
+   */
+  private async requireRepo(name: string): Promise<void> {
+    if (!(await this.repoExists(checkName(name, 'repo name')))) throw new RepoNotFoundError(name);
   }
 
   private async repoExists(name: string) {
@@ -139,7 +148,7 @@ export class DataService {
   // ---- branches ----
 
   async createBranch(repo: string, branch: string, from?: string): Promise<BranchInfo> {
-    await this.inspectRepo(repo);
+    await this.requireRepo(repo);
     checkName(branch, 'branch name');
     let head: string | null = null;
     if (from) {
@@ -159,13 +168,13 @@ export class DataService {
   }
 
   async listBranches(repo: string): Promise<BranchInfo[]> {
-    await this.inspectRepo(repo);
+    await this.requireRepo(repo);
     const rows = await this.db.selectFrom('branches').selectAll().where('repo', '=', repo).orderBy('name').execute();
     return rows.map((r) => ({ repo: r.repo, name: r.name, head: r.head }));
   }
 
   async deleteBranch(repo: string, branch: string): Promise<void> {
-    await this.inspectRepo(repo);
+    await this.requireRepo(repo);
     const res = await this.db.deleteFrom('branches').where('repo', '=', repo).where('name', '=', branch).executeTakeFirst();
     if (Number(res.numDeletedRows) === 0) throw new NotFoundError(`branch ${repo}@${branch} not found`);
   }
@@ -177,7 +186,7 @@ export class DataService {
    * deletes). The branch is created if it does not exist yet.
    */
   async commit(repo: string, branch: string, changes: AsyncIterable<Change> | Iterable<Change>, opts: CommitOptions = {}): Promise<PutResult> {
-    await this.inspectRepo(repo);
+    await this.requireRepo(repo);
     checkName(branch, 'branch name');
     const writer = this.chunks.writer();
     const treeChanges: TreeChange[] = [];
@@ -334,7 +343,7 @@ export class DataService {
   /** Resolves a reference to a commit (and branch, when it names one). */
   async resolve(ref: Ref | string): Promise<Resolved> {
     const r = typeof ref === 'string' ? parseRef(ref) : ref;
-    await this.inspectRepo(r.repo);
+    await this.requireRepo(r.repo);
     const at = r.at ?? DEFAULT_BRANCH;
     let branch: string | undefined;
     let id = await this.db
