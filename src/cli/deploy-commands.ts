@@ -2,15 +2,14 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
 import type { DeploymentInfo, StrataClient } from '../sdk/client.js';
-import { printJson, printTable } from './output.js';
+import type { WithClient } from './main.js';
+import { formatTime, printJson, printTable } from './output.js';
 
 // `strata deploy ...` and `strata predict`: deployments of registered models
 // and predictions against them, locally (the model is loaded in this process)
 // or through a server.
 
-type WithClient = <A extends unknown[]>(fn: (client: StrataClient, ...args: A) => Promise<void>) => (...args: A) => Promise<void>;
 
-const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
 
 function printDeployment(d: DeploymentInfo): void {
   const serving = d.serving ? `${d.serving.state}${d.serving.version !== null ? ` (version ${d.serving.version})` : ''}${d.serving.error ? `: ${d.serving.error}` : ''}` : '-';
@@ -23,8 +22,8 @@ function printDeployment(d: DeploymentInfo): void {
       ['serving', serving],
       ...traffic(d),
       ['creator', d.creator],
-      ['created', when(d.created_at)],
-      ['updated', when(d.updated_at)],
+      ['created', formatTime(d.created_at)],
+      ['updated', formatTime(d.updated_at)],
     ],
   );
 }
@@ -66,7 +65,7 @@ function traffic(d: DeploymentInfo): string[][] {
   }
   if (d.serving?.traffic) {
     const versions = Object.entries(d.serving.traffic.versions);
-    const since = when(d.serving.traffic.since);
+    const since = formatTime(d.serving.traffic.since);
     if (versions.length === 0) rows.push(['requests', `none since ${since} (counted in memory by this server)`]);
     for (const [v, c] of versions) rows.push([`requests ${v}`, `${c.requests} (${c.failures} failed) since ${since}`]);
   }
@@ -141,7 +140,7 @@ export function registerDeployCommands(program: Command, withClient: WithClient)
         if (opts.json) return printJson(all);
         printTable(
           ['NAME', 'MODEL', 'SERVING', 'UPDATED'],
-          all.map((d) => [d.name, d.model, d.serving ? `${d.serving.state}${d.serving.version !== null ? ` v${d.serving.version}` : ''}` : '-', when(d.updated_at)]),
+          all.map((d) => [d.name, d.model, d.serving ? `${d.serving.state}${d.serving.version !== null ? ` v${d.serving.version}` : ''}` : '-', formatTime(d.updated_at)]),
         );
       }),
     );

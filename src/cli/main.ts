@@ -22,6 +22,9 @@ import { printJson, printTable } from './output.js';
 // which is either the instance opened in this process or a server reached
 // over HTTP (--server / $STRATA_SERVER): the same code path for both.
 
+/** Runs a command body with a StrataClient (in-process or HTTP) and closes it after: what command files register with. */
+export type WithClient = <A extends unknown[]>(fn: (client: StrataClient, ...args: A) => Promise<void>) => (...args: A) => Promise<void>;
+
 interface GlobalOptions {
   home?: string;
   server?: string;
@@ -65,8 +68,8 @@ function buildProgram(): Command {
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   // `home` is set when the instance is opened in this process (no --server).
-  const withClient = <A extends unknown[]>(fn: (client: StrataClient, ...args: A) => Promise<void>) =>
-    async (...args: A) => {
+  const withClient: WithClient = (fn) =>
+    async (...args) => {
       const { client, home } = await openClient(globals());
       localHome = home;
       try {

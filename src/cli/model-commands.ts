@@ -5,13 +5,13 @@ import type { AliasChange, ModelVersion, RegisteredModel, StrataClient } from '.
 import { formatGateRule, parseGateRule } from '../tracking/gates.js';
 import { checkVersion, parseInstant } from '../tracking/registry.js';
 import { formatBytes } from './progress.js';
+import type { WithClient } from './main.js';
 import { printJson, printTable } from './output.js';
 
 // `strata model ...`: the model registry, its aliases and promotion gates.
 // Thin adapters over StrataClient, like the rest of the CLI; --json prints one
 // JSON document. A gate that refuses an alias move exits 2 (POLICY_VIOLATION).
 
-type WithClient = <A extends unknown[]>(fn: (client: StrataClient, ...args: A) => Promise<void>) => (...args: A) => Promise<void>;
 
 export function registerModelCommands(program: Command, withClient: WithClient): void {
   const model = program.command('model').description('the model registry: versions, aliases and promotion gates');

@@ -1,14 +1,13 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
 import type { Run, StrataClient } from '../sdk/client.js';
-import { printJson, printTable } from './output.js';
+import type { WithClient } from './main.js';
+import { formatTime, printJson, printTable } from './output.js';
 
 // `strata run ...` and `strata experiment ...`: tracked runs (every pipeline
 // job is one) — list with MLflow filters, show, compare, metric history.
 
-type WithClient = <A extends unknown[]>(fn: (client: StrataClient, ...args: A) => Promise<void>) => (...args: A) => Promise<void>;
 
-const when = (ms: number | null) => (ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '-');
 const num = (v: number | null | undefined) => (v === null || v === undefined ? '-' : Number.isInteger(v) ? String(v) : v.toPrecision(4));
 
 export function registerRunCommands(program: Command, withClient: WithClient): void {
@@ -38,7 +37,7 @@ export function registerRunCommands(program: Command, withClient: WithClient): v
         const metricKeys = [...new Set(runs.flatMap((r) => Object.keys(r.data.metrics)))].sort().slice(0, 4);
         printTable(
           ['RUN', 'NAME', 'STATUS', 'STARTED', ...metricKeys.map((k) => k.toUpperCase())],
-          runs.map((r) => [r.info.run_id.slice(0, 12), r.info.run_name, r.info.status, when(r.info.start_time), ...metricKeys.map((k) => num(r.data.metrics[k]?.value))]),
+          runs.map((r) => [r.info.run_id.slice(0, 12), r.info.run_name, r.info.status, formatTime(r.info.start_time), ...metricKeys.map((k) => num(r.data.metrics[k]?.value))]),
         );
       }),
     );
@@ -78,7 +77,7 @@ export function registerRunCommands(program: Command, withClient: WithClient): v
       withClient(async (client, id: string, key: string, opts: { json?: boolean }) => {
         const points = await client.metricHistory(id, key);
         if (opts.json) return printJson(points);
-        printTable(['STEP', 'VALUE', 'TIME'], points.map((p) => [String(p.step), num(p.value), when(p.timestamp)]));
+        printTable(['STEP', 'VALUE', 'TIME'], points.map((p) => [String(p.step), num(p.value), formatTime(p.timestamp)]));
       }),
     );
 
@@ -90,7 +89,7 @@ export function registerRunCommands(program: Command, withClient: WithClient): v
       withClient(async (client, opts: { json?: boolean }) => {
         const list = await client.listExperiments();
         if (opts.json) return printJson(list);
-        printTable(['ID', 'NAME', 'CREATED'], list.map((e) => [e.experiment_id, e.name, when(e.creation_time)]));
+        printTable(['ID', 'NAME', 'CREATED'], list.map((e) => [e.experiment_id, e.name, formatTime(e.creation_time)]));
       }),
     );
   experiment
@@ -111,7 +110,7 @@ function printRun(r: Run) {
     `Run: ${i.run_id} (${i.run_name})`,
     `Status: ${i.status}`,
     `Experiment: ${i.experiment_id}`,
-    `Started: ${when(i.start_time)}   Ended: ${when(i.end_time)}`,
+    `Started: ${formatTime(i.start_time)}   Ended: ${formatTime(i.end_time)}`,
     `User: ${i.user_id || '-'}`,
   ];
   if (i.pipeline) lines.push(`Pipeline: ${i.pipeline}  Job: ${i.job}`, `Code version: ${i.code_version ?? '-'}`);
