@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '../fixtures.js';
-import { startServerProcess, strata } from './run.js';
+import { cli, startServerProcess, strata } from './run.js';
 
 // The CLI contract (DESIGN.md): commands, --json shapes, exit codes, one-line
 // errors. Every test runs twice: in-process on the instance, and through a
@@ -15,20 +15,7 @@ for (const mode of ['local', 'http'] as const) {
     const home = join(dir.path, '.strata');
     const env: NodeJS.ProcessEnv = { STRATA_HOME: home, STRATA_AUTHOR: 'tester' };
     let stopServer: (() => Promise<void>) | undefined;
-    const run = (...args: string[]) => strata(args, { env });
-    const ok = (...args: string[]) => {
-      const r = run(...args);
-      assert.equal(r.code, 0, `strata ${args.join(' ')} failed: ${r.stderr}`);
-      return r;
-    };
-    const json = (...args: string[]) => JSON.parse(ok(...args, '--json').stdout);
-    const fails = (code: number, args: string[], match: RegExp, input?: string) => {
-      const r = strata(args, { env, input });
-      assert.equal(r.code, code, `strata ${args.join(' ')}: expected exit ${code}, got ${r.code}: ${r.stderr}`);
-      assert.match(r.stderr, match);
-      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace for user errors');
-      return r;
-    };
+    const { run, ok, json, fails } = cli(env);
 
     const src = join(dir.path, 'src');
     before(async () => {

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,4 +51,27 @@ export async function startServerProcess(env: NodeJS.ProcessEnv): Promise<{ url:
         child.kill('SIGTERM');
       }),
   };
+}
+
+/**
+ * Assertion helpers over one environment (read at each call, so setting
+ * STRATA_SERVER later switches them to HTTP): run, ok (exit 0), json (--json
+ * parsed) and fails (this exit code, this message, one line, no stack trace).
+ */
+export function cli(env: NodeJS.ProcessEnv) {
+  const run = (...args: string[]) => strata(args, { env });
+  const ok = (...args: string[]) => {
+    const r = run(...args);
+    assert.equal(r.code, 0, `strata ${args.join(' ')} failed: ${r.stderr}`);
+    return r;
+  };
+  const json = (...args: string[]) => JSON.parse(ok(...args, '--json').stdout);
+  const fails = (code: number, args: string[], match: RegExp, input?: string) => {
+    const r = strata(args, { env, input });
+    assert.equal(r.code, code, `strata ${args.join(' ')}: expected exit ${code}, got ${r.code}: ${r.stderr}`);
+    assert.match(r.stderr, match);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace for user errors');
+    return r;
+  };
+  return { run, ok, json, fails };
 }

@@ -7,7 +7,7 @@ import type { Instance } from '../../src/instance.js';
 import { logisticRegressionModel } from '../../src/onnx/build.js';
 import { formatGateRule, parseGateRule } from '../../src/tracking/gates.js';
 import { backends, rejectsWith, tempDir } from '../fixtures.js';
-import { startServerProcess, strata } from '../cli/run.js';
+import { cli, startServerProcess, strata } from '../cli/run.js';
 
 // The model registry (issue 4, items 5 and 6): versions registered from
 // commits with hash, ONNX signature, run and lineage; aliases with their
@@ -356,20 +356,7 @@ for (const mode of ['local', 'http'] as const) {
     const home = join(dir.path, '.strata');
     const env: NodeJS.ProcessEnv = { STRATA_HOME: home, STRATA_AUTHOR: 'tester' };
     let stopServer: (() => Promise<void>) | undefined;
-    const run = (...args: string[]) => strata(args, { env });
-    const ok = (...args: string[]) => {
-      const r = run(...args);
-      assert.equal(r.code, 0, `strata ${args.join(' ')} failed: ${r.stderr}`);
-      return r;
-    };
-    const json = (...args: string[]) => JSON.parse(ok(...args, '--json').stdout);
-    const fails = (code: number, args: string[], match: RegExp) => {
-      const r = run(...args);
-      assert.equal(r.code, code, `strata ${args.join(' ')}: expected exit ${code}, got ${r.code}: ${r.stderr}`);
-      assert.match(r.stderr, match);
-      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace for user errors');
-      return r;
-    };
+    const { run, ok, json, fails } = cli(env);
 
     before(async () => {
       assert.equal(run('init').code, 0);
