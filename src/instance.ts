@@ -7,6 +7,7 @@ import { ChunkStore } from './storage/chunk-store.js';
 import { LocalObjectStore } from './storage/local.js';
 import { createLocalExecutor } from './exec/executor.js';
 import { Lineage } from './lineage/graph.js';
+import { OpenLineageExporter, type OpenLineageConfig } from './lineage/openlineage-sink.js';
 import { TrackingService } from './tracking/service.js';
 import { Registry } from './tracking/registry.js';
 import { Scheduler } from './pipelines/scheduler.js';
@@ -16,6 +17,13 @@ import { parseDuration } from './pipelines/duration.js';
 import { DeploymentService } from './serving/deployments.js';
 import { ServingManager } from './serving/manager.js';
 import { OnnxRuntime } from './serving/onnx-runtime.js';
+import { Catalog } from './governance/catalog.js';
+import { AccessControl } from './governance/access.js';
+import { pipelineAuthorizer } from './governance/pipeline-rights.js';
+import { defaultAuthor } from './data/service.js';
+import { Classifier, classifierOptionsFromEnv } from './governance/classifier.js';
+import { AuditLog } from './governance/audit.js';
+import { ensureInstanceKey } from './governance/keys.js';
 
 // An instance is a directory (conventionally `.strata/`) holding config.json,
 // the embedded SQLite database (unless config names PostgreSQL) and the local
@@ -24,6 +32,8 @@ import { OnnxRuntime } from './serving/onnx-runtime.js';
 export interface InstanceConfig {
   /** SQLite file (relative to the instance) or a postgres:// URL. */
   database: string;
+  /** OpenLineage export of pipeline jobs; $STRATA_OPENLINEAGE_FILE/_URL/_NAMESPACE/_API_KEY override it. */
+  openlineage?: OpenLineageConfig;
 }
 
 const CONFIG = 'config.json';
@@ -55,6 +65,47 @@ export class Instance {
   private schedulerInstance?: Scheduler;
   private triggersInstance?: Triggers;
   private servingInstance?: ServingManager;
+  private catalogInstance?: Catalog;
+  private auditInstance?: AuditLog;
+
+  /** The append-only audit log (Merkle tree over entries, checkpoints signed with the instance key). */
+  get audit(): AuditLog {
+    this.auditInstance ??= new AuditLog(this.meta.db, this.home);
+    return this.auditInstance;
+  }
+
+  private accessInstance?: AccessControl;
+
+  /** Users, API tokens and role grants. */
+  get access(): AccessControl {
+    this.accessInstance ??= new AccessControl(this.meta.db);
+    return this.accessInstance;
+  }
+
+  /** The first admin and its token, made by `Instance.init` (shown once by `strata init`); undefined on an opened instance. */
+  initAdmin?: { user: string; token: string };
+
+  /** Catalog and discovery: searchable entries for repos, pipelines, models and deployments. */
+  get catalog(): Catalog {
+    this.catalogInstance ??= new Catalog(this.meta, this.data);
+    return this.catalogInstance;
+  }
+
+  private classificationInstance?: Classifier;
+
+  /** PII classification of every commit, and labels through lineage. Settings: $STRATA_PII_MAX_BYTES, $STRATA_PII_COUNTRY. */
+  get classification(): Classifier {
+    this.classificationInstance ??= new Classifier(this.meta.db, this.data, this.pipelines, this.registry, {
+      ...classifierOptionsFromEnv(),
+      audit: () => this.audit,
+      // A repo whose PII labels changed changes the catalog's labels downstream of it too.
+      onClassified: async (repo) => {
+        const { labels } = await this.classification.labels('repo', repo);
+        await this.catalogInstance?.labelsChanged('repo', repo, 'pii:', labels);
+      },
+    });
+    return this.classificationInstance;
+  }
 
   /** Deployments and the models they serve; made on first use. The server starts it; the local client loads models on demand. */
   get serving(): ServingManager {
@@ -75,8 +126,25 @@ export class Instance {
       scratch: join(this.home, 'scratch'),
       hide: [this.home],
       registry: this.registry,
+      // Jobs run with their pipeline creator's rights, checked before each job's datums run.
+      authorize: pipelineAuthorizer(this),
     });
+    if (!this.openLineageInstance) {
+      this.openLineageInstance =
+        OpenLineageExporter.fromConfig(this.config.openlineage, this.home, this.data, {
+          // The schema facet: columns inferred from the commit's CSV/TSV/JSON-lines files.
+          schemaOf: (_repo, commit) => this.catalog.columnsAt(commit),
+        }) ?? null;
+      this.openLineageInstance?.attach(this.schedulerInstance);
+    }
     return this.schedulerInstance;
+  }
+
+  private openLineageInstance?: OpenLineageExporter | null;
+
+  /** The OpenLineage export attached to the scheduler, or undefined when it is off (or the scheduler not made yet). */
+  get openLineage(): OpenLineageExporter | undefined {
+    return this.openLineageInstance ?? undefined;
   }
 
   /** Creates an instance directory. `database` overrides the embedded SQLite default. */
@@ -87,6 +155,11 @@ export class Instance {
     const database = opts.database ?? process.env.STRATA_DATABASE ?? 'strata.db';
     const config: InstanceConfig = { database };
     const instance = await Instance.openWith(dir, config);
+    // The Ed25519 key that signs audit checkpoints (<home>/keys/, private key mode 0600).
+    ensureInstanceKey(dir);
+    // The instance's creator is its first admin; `strata init` prints this token once.
+    const admin = await instance.access.bootstrap(defaultAuthor());
+    instance.initAdmin = { user: admin.user, token: admin.token };
     writeFileSync(join(dir, CONFIG), JSON.stringify(config, null, 2) + '\n');
     return instance;
   }
@@ -112,13 +185,34 @@ export class Instance {
     const tracking = new TrackingService(meta.db, data);
     const lineage = new Lineage(meta.db, data);
     const registry = new Registry(meta.db, data, lineage);
-    return new Instance(dir, config, meta, objects, data, new PipelineService(meta.db, data), lineage, tracking, registry);
+    const instance = new Instance(dir, config, meta, objects, data, new PipelineService(meta.db, data), lineage, tracking, registry);
+    // From the start, so a repo's entry follows commits made by this process (the CLI's `put` included).
+    instance.catalog.watch();
+    // Every commit this process makes is scanned for PII; close() waits for the scans.
+    instance.classification.start();
+    // PII labels (pii:email, ...) are catalog labels: searchable, and filterable with --label pii:email.
+    instance.catalog.addLabelSource(async (kind, name) => {
+      if (kind === 'deployment') return {};
+      const { labels } = await instance.classification.labels(kind, name);
+      return Object.fromEntries(labels.map((label) => [label, 'true']));
+    });
+    // A pipeline's inputs and `declassifies` decide the labels its output (and everything below) inherits.
+    instance.pipelines.onSaved(async () => {
+      for (const kind of ['repo', 'pipeline', 'model'] as const) await instance.catalog.invalidate(kind);
+    });
+    instance.catalog.setClassificationProvider((kind, name) => (kind === 'deployment' ? Promise.resolve(null) : instance.classification.labels(kind, name)));
+    return instance;
   }
 
   async close(): Promise<void> {
     this.triggersInstance?.stop();
     await this.schedulerInstance?.stop();
+    await this.openLineageInstance?.close(); // after the scheduler: its last job events go out
     await this.servingInstance?.stop();
+    // After the scheduler: its last output commits are scanned too.
+    await this.classificationInstance?.close();
+    // Indexing that commits started (the scheduler's last ones included) must finish while the database is open.
+    await this.catalogInstance?.drain();
     await this.objects.close();
     await this.meta.close();
   }

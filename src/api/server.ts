@@ -3,6 +3,9 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { InvalidArgumentError } from '../errors.js';
 import type { Instance } from '../instance.js';
 import { errorBody, type ErrorContext } from './errors.js';
+import { catalogRoutes } from './routes/catalog.js';
+import { auditRoutes } from './routes/audit.js';
+import { classifyRoutes } from './routes/classify.js';
 import { commitRoutes } from './routes/commits.js';
 import { fileRoutes } from './routes/files.js';
 import { mlflowRoutes } from './routes/mlflow.js';
@@ -14,6 +17,8 @@ import { repoRoutes } from './routes/repos.js';
 import { systemRoutes } from './routes/system.js';
 import { sharedSchemas } from './schemas.js';
 import { VERSION } from './version.js';
+import { installAuth, type AuthOptions } from './auth.js';
+import { accessRoutes } from './routes/access.js';
 
 // The HTTP API: one Fastify server whose routes are thin adapters over the
 // instance's services (DESIGN.md: no business logic in api/). Route schemas
@@ -23,6 +28,8 @@ export interface ServerOptions {
   /** Largest JSON body accepted, in bytes (uploads are streamed and not limited by it). */
   bodyLimit?: number;
   logger?: boolean;
+  /** Token checks (api/auth.ts): mode and the bound host. */
+  auth?: AuthOptions;
 }
 
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -37,6 +44,8 @@ export function buildServer(instance: Instance, opts: ServerOptions = {}): Fasti
     // Uploads of many GiB take as long as they take.
     requestTimeout: 0,
   });
+  // Before any route is registered: every route is collected and classified, every request authorized and audited.
+  installAuth(app, instance, opts.auth);
   const errors: ErrorContext = {
     bodyLimit,
     logInternal: opts.logger ? (err, req) => (req ?? app).log.error({ err }, 'internal error') : undefined,
@@ -98,6 +107,10 @@ export function buildServer(instance: Instance, opts: ServerOptions = {}): Fasti
   app.register(runRoutes, { tracking: instance.tracking });
   app.register(mlflowRoutes, { tracking: instance.tracking, registry: instance.registry, errors });
   app.register(servingRoutes, { serving: instance.serving, errors });
+  app.register(accessRoutes, { access: instance.access });
+  app.register(classifyRoutes, { classification: instance.classification });
+  app.register(catalogRoutes, { catalog: instance.catalog });
+  app.register(auditRoutes, { audit: instance.audit });
   return app;
 }
 
@@ -117,10 +130,12 @@ export async function startServer(args: {
   logger?: boolean;
   /** Run pipeline jobs in this server (default true). */
   scheduler?: boolean;
+  /** required: every request needs a token; auto (default): unless bound to a loopback address. */
+  auth?: 'required' | 'auto';
 }): Promise<RunningServer> {
   const host = args.host ?? '127.0.0.1';
   const port = args.port ?? 7070;
-  const app = buildServer(args.instance, { bodyLimit: args.bodyLimit, logger: args.logger });
+  const app = buildServer(args.instance, { bodyLimit: args.bodyLimit, logger: args.logger, auth: { mode: args.auth, host } });
   try {
     await app.listen({ host, port });
   } catch (err) {

@@ -20,12 +20,27 @@ function printDeployment(d: DeploymentInfo): void {
       ['model', d.model],
       ['follows', d.target_kind === 'alias' ? `alias ${d.target}` : `version ${d.target} (fixed)`],
       ['serving', serving],
+      ...runtime(d),
       ...traffic(d),
       ['creator', d.creator],
       ['created', formatTime(d.created_at)],
       ['updated', formatTime(d.updated_at)],
     ],
   );
+}
+
+/** The runtime row, and the model process's state on the process runtime. */
+function runtime(d: DeploymentInfo): string[][] {
+  const config = d.config as { runtime?: string; command?: string; ready_timeout_s?: number };
+  if (config.runtime !== 'process') return [['runtime', 'onnx (ONNX Runtime in the server)']];
+  const rows = [['runtime', `process: ${config.command}${config.ready_timeout_s !== undefined ? ` (ready within ${config.ready_timeout_s} s)` : ''}`]];
+  const p = d.serving?.process;
+  if (p) {
+    const where = p.pid !== null ? `pid ${p.pid} on port ${p.port}` : 'no process';
+    const next = p.next_restart_at ? `, next restart ${formatTime(p.next_restart_at)}` : '';
+    rows.push(['process', `${p.state}, ${where}, ${p.restarts} restart${p.restarts === 1 ? '' : 's'}${p.last_exit ? `; last exit: ${p.last_exit}` : ''}${next}`]);
+  }
+  return rows;
 }
 
 const lane = (l: { state: string; version: number | null; error?: string }) => `${l.state}${l.version !== null ? ` (version ${l.version})` : ''}${l.error ? `: ${l.error}` : ''}`;
@@ -79,6 +94,19 @@ function parseRate(text: string): number {
   return rate;
 }
 
+/** --runtime: onnx or process. */
+function parseRuntime(text: string): 'onnx' | 'process' {
+  if (text !== 'onnx' && text !== 'process') throw new InvalidArgumentError(`--runtime "${text}" must be onnx (ONNX Runtime in the server, the default) or process (--command serves the Open Inference Protocol)`);
+  return text;
+}
+
+/** --ready-timeout: seconds above 0. */
+function parseSeconds(text: string): number {
+  const s = /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+  if (!(s > 0)) throw new InvalidArgumentError(`--ready-timeout "${text}" must be a number of seconds above 0, e.g. 120`);
+  return s;
+}
+
 /** --max-batch-size, --max-batch-delay-us: a whole number. */
 function parseWhole(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`"${text}" must be a whole number`);
@@ -92,6 +120,9 @@ interface CreateOptions {
   logPredictions?: number;
   maxBatchSize?: number;
   maxBatchDelayUs?: number;
+  runtime?: 'onnx' | 'process';
+  command?: string;
+  readyTimeout?: number;
   json?: boolean;
 }
 
@@ -102,6 +133,8 @@ interface UpdateOptions {
   logPredictions?: number;
   maxBatchSize?: number;
   maxBatchDelayUs?: number;
+  command?: string;
+  readyTimeout?: number;
   json?: boolean;
 }
 
@@ -115,6 +148,9 @@ export function registerDeployCommands(program: Command, withClient: WithClient)
     .option('--log-predictions <rate>', 'commit this fraction of requests (0 to 1) with their responses to the repo NAME-predictions', parseRate)
     .option('--max-batch-size <n>', 'adaptive batching: coalesce concurrent requests into model runs of up to N rows (with --max-batch-delay-us)', parseWhole)
     .option('--max-batch-delay-us <n>', 'adaptive batching: the longest a request waits for others, in microseconds', parseWhole)
+    .option('--runtime <runtime>', 'onnx (default): ONNX Runtime in the server; process: --command serves the Open Inference Protocol on $PORT', parseRuntime)
+    .option('--command <command>', 'process runtime: the command (any language) serving the model at $STRATA_MODEL_PATH over OIP on $PORT, e.g. "python3 serve.py"')
+    .option('--ready-timeout <seconds>', 'process runtime: how long a start may take before GET /v2/health/ready answers 200 (default 60)', parseSeconds)
     .option('--json', 'print JSON')
     .action(
       withClient(async (client, name: string, opts: CreateOptions) => {
@@ -126,9 +162,12 @@ export function registerDeployCommands(program: Command, withClient: WithClient)
           log_predictions: opts.logPredictions,
           max_batch_size: opts.maxBatchSize,
           max_batch_delay_us: opts.maxBatchDelayUs,
+          runtime: opts.runtime,
+          command: opts.command,
+          ready_timeout_s: opts.readyTimeout,
         });
         if (opts.json) return printJson(d);
-        process.stdout.write(`Created deployment ${d.name} serving ${d.model}\n`);
+        process.stdout.write(`Created deployment ${d.name} serving ${d.model}${d.config.runtime === 'process' ? ` with ${String(d.config.command)}` : ''}\n`);
       }),
     );
   deploy
@@ -164,6 +203,8 @@ export function registerDeployCommands(program: Command, withClient: WithClient)
     .option('--log-predictions <rate>', 'commit this fraction of requests (0 to 1) to the repo NAME-predictions; 0 turns logging off', parseRate)
     .option('--max-batch-size <n>', 'adaptive batching: most rows per model run; 1 turns batching off', parseWhole)
     .option('--max-batch-delay-us <n>', 'adaptive batching: the longest a request waits for others, in microseconds', parseWhole)
+    .option('--command <command>', 'process runtime: a new command (the versions are restarted with it)')
+    .option('--ready-timeout <seconds>', 'process runtime: how long a start may take before it is ready', parseSeconds)
     .option('--json', 'print JSON')
     .action(
       withClient(async (client, name: string, opts: UpdateOptions) => {
@@ -175,6 +216,8 @@ export function registerDeployCommands(program: Command, withClient: WithClient)
           log_predictions: opts.logPredictions,
           max_batch_size: opts.maxBatchSize,
           max_batch_delay_us: opts.maxBatchDelayUs,
+          command: opts.command,
+          ready_timeout_s: opts.readyTimeout,
         });
         if (opts.json) return printJson(d);
         process.stdout.write(`Deployment ${d.name} now serves ${d.model}\n`);

@@ -4,8 +4,11 @@ import { defaultAuthor } from '../data/service.js';
 import { oipResponse, predictResponse } from '../serving/manager.js';
 import { isOipRequest, parseInferRequest, parseSimpleRequest } from '../serving/protocol.js';
 
-/** The StrataClient over an instance opened in this process: the CLI's path when no --server is given. */
-export function localClient(instance: Instance): StrataClient {
+/**
+ * The StrataClient over an instance opened in this process: the CLI's path when no --server is given.
+ * `user` creates pipelines and deployments (cli/authorized-client.ts checks what they may do).
+ */
+export function localClient(instance: Instance, user = defaultAuthor()): StrataClient {
   const data = instance.data;
   return {
     createRepo: (input) => data.createRepo(input),
@@ -23,7 +26,7 @@ export function localClient(instance: Instance): StrataClient {
     walk: (ref) => data.walk(ref),
     read: (ref) => data.read(ref),
     fsck: () => data.fsck(),
-    createPipeline: (spec, opts) => instance.pipelines.create(spec, { ...opts, creator: defaultAuthor() }),
+    createPipeline: (spec, opts) => instance.pipelines.create(spec, { ...opts, creator: user }),
     listPipelines: () => instance.pipelines.list(),
     inspectPipeline: (name) => instance.pipelines.inspect(name),
     deletePipeline: (name) => instance.pipelines.delete(name),
@@ -69,7 +72,7 @@ export function localClient(instance: Instance): StrataClient {
     aliasAt: (name, alias, time) => instance.registry.aliasAt(name, alias, time),
     setGates: (name, alias, rules) => instance.registry.setGates(name, alias, rules),
     getGates: (name, alias) => instance.registry.getGates(name, alias),
-    createDeployment: (input) => instance.serving.deployments.create({ ...input, creator: defaultAuthor() }),
+    createDeployment: (input) => instance.serving.deployments.create({ ...input, creator: user }),
     listDeployments: () => instance.serving.deployments.list(),
     inspectDeployment: (name) => instance.serving.deployments.inspect(name),
     updateDeployment: (name, changes) => instance.serving.deployments.update(name, changes),
@@ -79,6 +82,17 @@ export function localClient(instance: Instance): StrataClient {
       if (isOipRequest(request)) return oipResponse(name, await instance.serving.infer(name, undefined, (sig) => parseInferRequest(request, sig)));
       return predictResponse(await instance.serving.infer(name, undefined, (sig) => parseSimpleRequest(request, sig)));
     },
+    classify: (ref) => instance.classification.classify(ref),
+    classificationLabels: (kind, name) => instance.classification.labels(kind, name),
+    addPiiDetector: (input) => instance.classification.addDetector({ ...input, creator: user }),
+    listPiiDetectors: () => instance.classification.listDetectors(),
+    removePiiDetector: (name) => instance.classification.removeDetector(name),
+    searchCatalog: (query, opts) => instance.catalog.search(query, opts),
+    inspectCatalog: (kind, name) => instance.catalog.inspect(kind, name),
+    annotateCatalog: (kind, name, changes) => instance.catalog.annotate(kind, name, changes),
+    auditLog: (filter) => instance.audit.list(filter),
+    auditCheckpoint: () => instance.audit.checkpoint(),
+    auditVerify: (opts) => instance.audit.verify(opts),
     close: () => instance.close(),
   };
 }

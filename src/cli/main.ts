@@ -10,11 +10,17 @@ import { defaultAuthor } from '../data/service.js';
 import type { JobInfo, PutResult, StrataClient } from '../sdk/client.js';
 import { parseSpecText } from '../pipelines/spec-text.js';
 import { localClient } from './local-client.js';
+import { authorizedClient, localPrincipal } from './authorized-client.js';
+import { registerAccessCommands } from './access-commands.js';
 import { changesFrom, expandFiles, planSources } from './sources.js';
 import { StatCache } from './stat-cache.js';
 import { registerRunCommands } from './run-commands.js';
 import { registerDeployCommands } from './deploy-commands.js';
+import { parseByteSize } from './byte-size.js';
 import { registerModelCommands } from './model-commands.js';
+import { registerClassifyCommands } from './classify-commands.js';
+import { registerCatalogCommands } from './catalog-commands.js';
+import { registerAuditCommands } from './audit-commands.js';
 import { formatBytes, progressBar } from './progress.js';
 import { printJson, printTable } from './output.js';
 
@@ -89,8 +95,13 @@ function buildProgram(): Command {
       const home = resolve(g.home ?? process.env.STRATA_HOME ?? '.strata');
       const instance = await Instance.init(home, { database: g.database });
       await instance.close();
-      if (opts.json) printJson({ home, database: instance.meta.location });
-      else process.stdout.write(`Initialized Strata instance in ${home} (database: ${instance.meta.location})\n`);
+      // The admin token exists only here: it is stored hashed.
+      const admin = instance.initAdmin!;
+      if (opts.json) printJson({ home, database: instance.meta.location, user: admin.user, token: admin.token });
+      else {
+        process.stdout.write(`Initialized Strata instance in ${home} (database: ${instance.meta.location})\n`);
+        process.stdout.write(`Admin user: ${admin.user}\nAdmin token (shown once; keep it secret, use it as STRATA_TOKEN): ${admin.token}\n`);
+      }
     });
 
   // ---- repos ----
@@ -532,6 +543,10 @@ function buildProgram(): Command {
   registerRunCommands(program, withClient);
   registerDeployCommands(program, withClient);
   registerModelCommands(program, withClient);
+  registerClassifyCommands(program, withClient);
+  registerCatalogCommands(program, withClient);
+  registerAuditCommands(program, withClient);
+  registerAccessCommands(program, globals);
 
   // ---- server ----
   program
@@ -539,11 +554,17 @@ function buildProgram(): Command {
     .description('serve the HTTP API on one port')
     .addOption(new Option('--port <n>', 'port').default(7070).argParser(parsePort))
     .option('--host <host>', 'address to bind', '127.0.0.1')
-    .action(async (opts: { port: number; host: string }) => {
+    .option('--body-limit <size>', 'largest JSON request body, e.g. an inference request: bytes or 512k, 8mb, 1g (default 1mb)', (v) => parseByteSize(v, '--body-limit'))
+    .addOption(
+      new Option('--auth <mode>', 'required: a token (STRATA_TOKEN) on every request; auto: required unless bound to a loopback address')
+        .choices(['required', 'auto'])
+        .default('auto'),
+    )
+    .action(async (opts: { port: number; host: string; bodyLimit?: number; auth: 'required' | 'auto' }) => {
       const g = globals();
       const instance = await Instance.open(findHome(g.home), { database: g.database });
       const { startServer } = await import('../api/server.js');
-      const server = await startServer({ instance, host: opts.host, port: opts.port });
+      const server = await startServer({ instance, host: opts.host, port: opts.port, bodyLimit: opts.bodyLimit, auth: opts.auth });
       process.stderr.write(`strata server listening on ${server.url} (instance ${instance.home})\n`);
       await new Promise<void>((done) => {
         const stop = () => done();
@@ -590,7 +611,12 @@ async function openClient(g: GlobalOptions): Promise<{ client: StrataClient; hom
     return { client: new HttpClient(server, { token: process.env.STRATA_TOKEN }) };
   }
   const instance = await Instance.open(findHome(g.home), { database: g.database });
-  return { client: localClient(instance), home: instance.home };
+  // Authorized and audited like the server's requests (cli/authorized-client.ts).
+  const principal = await localPrincipal(instance).catch(async (err) => {
+    await instance.close();
+    throw err;
+  });
+  return { client: authorizedClient(instance, localClient(instance, principal.user), principal), home: instance.home };
 }
 
 /** A reference that must name a branch (put, rm): repo defaults to master; commits and ^/~ are refused. */

@@ -118,7 +118,9 @@ export function hostRootArgs(): readonly string[] {
     const stat = lstatSync(path, { throwIfNoEntry: false });
     if (!stat) continue;
     if (stat.isSymbolicLink()) args.push('--symlink', readlinkSync(path), path);
-    else if (stat.isDirectory() || stat.isFile()) args.push('--ro-bind', path, path);
+    // -try: the list is computed once per process, and an entry removed since (a file at / that came and
+    // went) must not break every later sandbox.
+    else if (stat.isDirectory() || stat.isFile()) args.push('--ro-bind-try', path, path);
   }
   args.push('--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--tmpfs', '/run');
   // /etc/resolv.conf is often a link into /run (systemd-resolved): keep DNS

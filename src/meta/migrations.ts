@@ -1,4 +1,4 @@
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { PostgresAdapter, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 // Migrations are code, listed in order; a name once released never changes.
 // `bigint` sizes: SQLite stores any integer in INTEGER, PostgreSQL needs int8.
@@ -292,6 +292,155 @@ const migrations: Record<string, Migration> = {
         .addColumn('creator', 'text', (c) => c.notNull())
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
+  '0009_model_last_version': {
+    async up(db: Kysely<any>) {
+      // Remembers the highest version number handed out, so deleting the highest version never frees its number.
+      await db.schema.alterTable('registered_models').addColumn('last_version', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await sql`update registered_models set last_version = coalesce((select max(version) from model_versions v where v.name = registered_models.name), 0)`.execute(db);
+    },
+  },
+  '0006_access': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('users')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        // Deleted users are kept (without grants), so what they created never runs with someone else's rights.
+        .addColumn('deleted_at', 'bigint')
+        .execute();
+      await db.schema
+        .createTable('tokens')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_name', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull()) // hex SHA-256 of the secret part
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .addColumn('revoked_at', 'bigint')
+        .addColumn('last_used_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('tokens_user').on('tokens').column('user_name').execute();
+      await db.schema
+        .createTable('grants')
+        .addColumn('user_name', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('resource', 'text', (c) => c.notNull()) // '*' (instance-wide) or kind:name
+        .addColumn('granted_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('grants_pk', ['user_name', 'role', 'resource'])
+        .execute();
+    },
+  },
+  '0007_catalog': {
+    async up(db: Kysely<any>) {
+      // The catalog's searchable entries (governance/catalog.ts). `source` is
+      // the fingerprint of what an entry was built from, compared at search
+      // time to find entries another process made stale.
+      await db.schema
+        .createTable('catalog_entries')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('id', 'bigint', (c) => c.notNull()) // the SQLite full-text row
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('owners', 'text', (c) => c.notNull()) // JSON array
+        .addColumn('labels', 'text', (c) => c.notNull()) // JSON object, annotations and derived labels merged in
+        .addColumn('readme', 'text')
+        .addColumn('schemas', 'text', (c) => c.notNull().defaultTo('{}')) // JSON {path: FileSchema}
+        .addColumn('columns', 'text', (c) => c.notNull().defaultTo('')) // column names, space separated
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('catalog_entries_pk', ['kind', 'name'])
+        .execute();
+      await db.schema.createIndex('catalog_entries_id').on('catalog_entries').column('id').execute();
+      await db.schema
+        .createTable('catalog_labels')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('catalog_labels_pk', ['kind', 'name', 'key'])
+        .execute();
+      await db.schema.createIndex('catalog_labels_key').on('catalog_labels').columns(['key', 'value']).execute();
+      await db.schema
+        .createTable('catalog_annotations')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('description', 'text') // null: not overridden
+        .addColumn('owners', 'text') // JSON array; null: not overridden
+        .addColumn('labels', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('unlabel', 'text', (c) => c.notNull().defaultTo('[]')) // natural label keys hidden
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('catalog_annotations_pk', ['kind', 'name'])
+        .execute();
+      await db.schema
+        .createTable('catalog_schemas')
+        .addColumn('key', 'text', (c) => c.primaryKey()) // format:content hash
+        .addColumn('schema', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      if (db.getExecutor().adapter instanceof PostgresAdapter) {
+        await sql`alter table catalog_entries add column document tsvector`.execute(db);
+        await sql`create index catalog_entries_document on catalog_entries using gin (document)`.execute(db);
+      } else {
+        // Weighted columns for bm25 (name > labels, columns > description, owners > readme); rowid = catalog_entries.id.
+        await sql`create virtual table catalog_fts using fts5(name, labels, columns, description, owners, readme, tokenize = 'unicode61')`.execute(db);
+      }
+    },
+  },
+  '0008_classification': {
+    async up(db: Kysely<any>) {
+      // PII scan results per file content (governance/classifier.ts): counts only, never values.
+      // `ruleset` fingerprints the detectors that produced them: another set of detectors scans again.
+      await db.schema
+        .createTable('pii_scans')
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('ruleset', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull()) // scanned | binary | truncated
+        .addColumn('bytes_scanned', 'bigint', (c) => c.notNull())
+        .addColumn('findings', 'text', (c) => c.notNull()) // JSON {type: count}
+        .addColumn('timed_out', 'text', (c) => c.notNull().defaultTo('[]')) // JSON array of custom detector names
+        .addColumn('scanned_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('pii_scans_pk', ['hash', 'ruleset'])
+        .execute();
+      await db.schema
+        .createTable('pii_detectors')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('pattern', 'text', (c) => c.notNull())
+        .addColumn('flags', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('creator', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
+  '0005_audit': {
+    async up(db: Kysely<any>) {
+      // One row per audit entry; seq is 1..n without gaps (the primary key makes
+      // concurrent appenders retry instead of duplicating). leaf = RFC 6962 leaf hash.
+      await db.schema
+        .createTable('audit_entries')
+        .addColumn('seq', 'bigint', (c) => c.primaryKey())
+        .addColumn('time', 'bigint', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('outcome', 'text', (c) => c.notNull())
+        .addColumn('client', 'text', (c) => c.notNull())
+        .addColumn('detail', 'text', (c) => c.notNull())
+        .addColumn('leaf', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_entries_time').on('audit_entries').column('time').execute();
+      await db.schema
+        .createTable('audit_checkpoints')
+        .addColumn('size', 'bigint', (c) => c.primaryKey())
+        .addColumn('root', 'text', (c) => c.notNull())
+        .addColumn('time', 'text', (c) => c.notNull())
+        .addColumn('public_key', 'text', (c) => c.notNull())
+        .addColumn('signature', 'text', (c) => c.notNull())
+        .addColumn('frontier', 'text', (c) => c.notNull()) // JSON: perfect-subtree roots, to extend the tree without rereading it
         .execute();
     },
   },

@@ -185,6 +185,8 @@ export interface RegisteredModelTable {
   name: string;
   description: string;
   tags: string;
+  /** The highest version number ever handed out (versions are never renumbered after deletes). */
+  last_version: number;
   created_at: number;
   updated_at: number;
 }
@@ -241,7 +243,117 @@ export interface DeploymentTable {
   updated_at: number;
 }
 
+export interface UserTable {
+  name: string;
+  created_by: string;
+  created_at: number;
+  deleted_at: number | null;
+}
+
+export interface TokenTable {
+  id: string;
+  user_name: string;
+  name: string;
+  hash: string; // hex SHA-256 of the token's secret
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+export interface GrantTable {
+  user_name: string;
+  role: string; // admin | writer | reader
+  resource: string; // '*' or kind:name
+  granted_by: string;
+  created_at: number;
+}
+
+// ---- catalog (governance/catalog.ts) ----
+
+/** One searchable entry per (kind, name); on PostgreSQL also a `document` tsvector column (raw SQL only). */
+export interface CatalogEntryTable {
+  kind: string; // repo | pipeline | model | deployment
+  name: string;
+  id: number; // SQLite: the catalog_fts rowid
+  source: string; // fingerprint of the entity it was built from
+  description: string;
+  owners: string; // JSON array
+  labels: string; // JSON object
+  readme: string | null;
+  schemas: string; // JSON {path: FileSchema}
+  columns: string; // column names, space separated
+  updated_at: number;
+}
+
+export interface CatalogLabelTable {
+  kind: string;
+  name: string;
+  key: string;
+  value: string;
+}
+
+/** What `strata catalog set` added on top of an entity's own metadata. */
+export interface CatalogAnnotationTable {
+  kind: string;
+  name: string;
+  description: string | null;
+  owners: string | null; // JSON array
+  labels: string; // JSON object
+  unlabel: string; // JSON array of keys
+  updated_at: number;
+}
+
+export interface CatalogSchemaTable {
+  key: string; // format:content hash
+  schema: string; // JSON FileSchema
+  created_at: number;
+}
+
+// ---- classification (governance/classifier.ts) ----
+
+export interface PiiScanTable {
+  hash: string; // file content SHA-256
+  ruleset: string; // fingerprint of the detectors used
+  status: string; // scanned | binary | truncated
+  bytes_scanned: number;
+  findings: string; // JSON {type: count}
+  timed_out: string; // JSON array
+  scanned_at: number;
+}
+
+export interface PiiDetectorTable {
+  name: string;
+  pattern: string;
+  flags: string;
+  creator: string;
+  created_at: number;
+}
+
+export interface AuditEntryTable {
+  seq: number;
+  time: number; // ms since the epoch
+  actor: string;
+  action: string;
+  target: string;
+  outcome: string;
+  client: string;
+  detail: string; // JSON
+  leaf: string; // hex
+}
+
+export interface AuditCheckpointTable {
+  size: number;
+  root: string;
+  time: string; // ISO, as signed
+  public_key: string;
+  signature: string;
+  frontier: string; // JSON array of hex
+}
+
 export interface Schema {
+  audit_entries: AuditEntryTable;
+  audit_checkpoints: AuditCheckpointTable;
   repos: RepoTable;
   branches: BranchTable;
   commits: CommitTable;
@@ -268,4 +380,13 @@ export interface Schema {
   alias_history: AliasHistoryTable;
   promotion_gates: PromotionGateTable;
   deployments: DeploymentTable;
+  users: UserTable;
+  tokens: TokenTable;
+  grants: GrantTable;
+  catalog_entries: CatalogEntryTable;
+  catalog_labels: CatalogLabelTable;
+  catalog_annotations: CatalogAnnotationTable;
+  catalog_schemas: CatalogSchemaTable;
+  pii_scans: PiiScanTable;
+  pii_detectors: PiiDetectorTable;
 }

@@ -31,10 +31,30 @@ export interface SchedulerOptions {
   hide: string[];
   /** Where a spec's `model` section registers the model its job wrote. */
   registry?: Registry;
+  /** Whether the pipeline's creator may still run this job: a FORBIDDEN message (the job fails with it), or null. */
+  authorize?: (job: JobTable, spec: PipelineSpec) => Promise<string | null>;
 }
+
+/** A job's lifecycle, told to onJobEvent listeners (the OpenLineage export). */
+export interface JobEvent {
+  type: 'start' | 'complete' | 'fail' | 'abort';
+  job: { id: string; commitSet: string; version: number };
+  pipeline: string;
+  /** The spec version the job runs; absent when it could not be read. */
+  spec?: PipelineSpec;
+  inputs: { name: string; repo: string; commit: string }[];
+  /** The output commit, on complete. */
+  output?: { repo: string; commit: string };
+  /** Why the job failed or was stopped. */
+  error?: string;
+  time: string;
+}
+
+export type JobEventListener = (event: JobEvent) => void | Promise<void>;
 
 export class Scheduler {
   private running = new Map<string, AbortController>();
+  private jobListeners = new Set<JobEventListener>();
   private loop?: { stop: boolean; wake: () => void; done: Promise<void> };
 
   constructor(
@@ -232,6 +252,26 @@ export class Scheduler {
     this.loop = undefined;
   }
 
+  /** Calls `listener` as jobs start and end. Listeners must not block: they are not awaited, and their errors are only logged. Returns an unsubscribe function. */
+  onJobEvent(listener: JobEventListener): () => void {
+    this.jobListeners.add(listener);
+    return () => this.jobListeners.delete(listener);
+  }
+
+  private tellJob(type: JobEvent['type'], job: JobTable, spec: PipelineSpec | undefined, extra: Pick<JobEvent, 'output' | 'error'> = {}): void {
+    if (this.jobListeners.size === 0) return;
+    const inputs = (JSON.parse(job.inputs) as JobInput[]).map((i) => ({ name: i.name, repo: i.repo, commit: i.commit }));
+    const event: JobEvent = { type, job: { id: job.id, commitSet: job.commit_set, version: job.version }, pipeline: job.pipeline, spec, inputs, ...extra, time: new Date().toISOString() };
+    const warn = (err: unknown) => process.stderr.write(`strata scheduler: job event listener: ${(err as Error)?.message ?? String(err)}\n`);
+    for (const listener of this.jobListeners) {
+      try {
+        void Promise.resolve(listener(event)).catch(warn);
+      } catch (err) {
+        warn(err);
+      }
+    }
+  }
+
   private async run(job: JobTable): Promise<void> {
     const controller = new AbortController();
     this.running.set(job.id, controller);
@@ -248,10 +288,22 @@ export class Scheduler {
       }
     }, RENEW_MS);
     let runId: string | undefined;
+    let spec: PipelineSpec | undefined;
+    let started = false;
+    let ended = false;
     try {
-      const spec = await this.pipelines.specVersion(job.pipeline, job.version);
+      spec = await this.pipelines.specVersion(job.pipeline, job.version);
       runId = await this.runFor(job, spec);
-      if (spec.jobTimeoutMs) timeout = setTimeout(() => controller.abort(`timed out after ${spec.jobTimeout}`), spec.jobTimeoutMs);
+      const denied = await this.opts.authorize?.(job, spec);
+      if (denied) {
+        await this.finish(job.id, 'failure', denied);
+        await this.tracking.updateRun(runId, { status: 'FAILED', end_time: Date.now() });
+        return;
+      }
+      this.tellJob('start', job, spec);
+      started = true;
+      const jobTimeout = spec.jobTimeout;
+      if (spec.jobTimeoutMs) timeout = setTimeout(() => controller.abort(`timed out after ${jobTimeout}`), spec.jobTimeoutMs);
       mkdirSync(dir, { recursive: true });
       const result = await runJob(
         {
@@ -271,6 +323,9 @@ export class Scheduler {
       let reason = result.reason;
       if (state === 'success' && result.outputCommit) reason = await this.registerModel(job, spec, result.outputCommit, runId);
       await this.finish(job.id, state, reason, result.outputCommit);
+      if (state === 'success') this.tellJob('complete', job, spec, result.outputCommit ? { output: { repo: job.pipeline, commit: result.outputCommit } } : {});
+      else this.tellJob(state === 'killed' ? 'abort' : 'fail', job, spec, { error: reason });
+      ended = true;
       await this.tracking.updateRun(runId, {
         status: state === 'success' ? 'FINISHED' : state === 'killed' ? 'KILLED' : 'FAILED',
         end_time: Date.now(),
@@ -278,6 +333,8 @@ export class Scheduler {
       });
     } catch (err) {
       await this.finish(job.id, 'failure', `internal error: ${(err as Error).message}`);
+      if (!started) this.tellJob('start', job, spec);
+      if (!ended) this.tellJob('fail', job, spec, { error: `internal error: ${(err as Error).message}` });
       if (runId) await this.tracking.updateRun(runId, { status: 'FAILED', end_time: Date.now() }).catch(() => {});
     } finally {
       clearInterval(renew);

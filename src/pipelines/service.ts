@@ -18,10 +18,18 @@ export interface CreatePipelineOptions {
 }
 
 export class PipelineService {
+  private savedListeners = new Set<(spec: PipelineSpec, info: { creator: string; update: boolean }) => Promise<void> | void>();
+
   constructor(
     private db: Kysely<Schema>,
     private data: DataService,
   ) {}
+
+  /** Calls `listener` after every pipeline create or update, and waits for it (governance records what specs declare); returns the unsubscribe function. */
+  onSaved(listener: (spec: PipelineSpec, info: { creator: string; update: boolean }) => Promise<void> | void): () => void {
+    this.savedListeners.add(listener);
+    return () => this.savedListeners.delete(listener);
+  }
 
   /** Validates and stores a spec (an object parsed from YAML/JSON). Creates the output repo. */
   async create(raw: unknown, opts: CreatePipelineOptions = {}): Promise<PipelineInfo> {
@@ -73,6 +81,7 @@ export class PipelineService {
       }
       if (opts.reprocess) await trx.deleteFrom('datum_outputs').where('pipeline', '=', name).execute();
     });
+    for (const listener of this.savedListeners) await listener(spec, { creator: opts.creator ?? '', update: !!existing });
     return this.inspect(name);
   }
 
@@ -179,11 +188,7 @@ export class PipelineService {
 
   /** A job by id or unique id prefix. */
   async jobRow(id: string): Promise<JobTable> {
-    if (!/^[0-9a-f]{1,64}$/.test(id)) throw new InvalidArgumentError(`job id "${id}" is invalid: job ids are hex`);
-    const rows = await this.db.selectFrom('jobs').selectAll().where('id', '>=', id).where('id', '<', id + 'g').limit(2).execute();
-    if (rows.length === 0) throw new NotFoundError(`job ${id} not found (strata job list shows the jobs)`);
-    if (rows.length > 1) throw new InvalidArgumentError(`job id prefix ${id} is ambiguous; give more characters`);
-    return rows[0]!;
+    return findJob(this.db, id);
   }
 
   async listDatums(jobId: string): Promise<DatumInfo[]> {
@@ -245,4 +250,13 @@ export function jobInfo(row: JobTable): JobInfo {
     started: row.started_at,
     finished: row.finished_at,
   };
+}
+
+/** A job by id or unique id prefix. */
+export async function findJob(db: Kysely<Schema>, id: string): Promise<JobTable> {
+  if (!/^[0-9a-f]{1,64}$/.test(id)) throw new InvalidArgumentError(`job id "${id}" is invalid: job ids are hex`);
+  const rows = await db.selectFrom('jobs').selectAll().where('id', '>=', id).where('id', '<', id + 'g').limit(2).execute();
+  if (rows.length === 0) throw new NotFoundError(`job ${id} not found (strata job list shows the jobs)`);
+  if (rows.length > 1) throw new InvalidArgumentError(`job id prefix ${id} is ambiguous; give more characters`);
+  return rows[0]!;
 }

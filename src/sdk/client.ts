@@ -27,7 +27,10 @@ import type {
 import type { AliasAt, RegisterVersionInput } from '../tracking/registry.js';
 import type { AliasChange, GateRule, ModelVersion, RegisteredModel, TensorSpec } from '../tracking/types.js';
 
+import type { AuditEntry, AuditListFilter, AuditVerifyResult, SignedCheckpoint } from '../governance/audit.js';
 import type { DeploymentInfo } from '../serving/deployments.js';
+import type { CommitClassification, CustomDetectorInfo, LabelKind, LabelSet } from '../governance/classifier.js';
+import type { CatalogAnnotation, CatalogDetails, CatalogHit } from '../governance/catalog.js';
 import type { PredictResponse } from '../serving/manager.js';
 import type { InferResponse } from '../serving/protocol.js';
 
@@ -118,11 +121,11 @@ export interface StrataClient {
 
   // ---- serving (issue 5) ----
   /** `model` is MODEL@ALIAS (follows the alias) or MODEL@VERSION; `canary` MODEL@VERSION=PERCENT; `shadow` MODEL@VERSION. */
-  createDeployment(input: { name: string; model: string; canary?: string; shadow?: string; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number }): Promise<DeploymentInfo>;
+  createDeployment(input: { name: string; model: string; canary?: string; shadow?: string; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number; runtime?: 'onnx' | 'process'; command?: string; ready_timeout_s?: number }): Promise<DeploymentInfo>;
   listDeployments(): Promise<DeploymentInfo[]>;
   inspectDeployment(name: string): Promise<DeploymentInfo>;
   /** Changes what is given; a null canary or shadow removes it. */
-  updateDeployment(name: string, changes: { model?: string; canary?: string | null; shadow?: string | null; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number }): Promise<DeploymentInfo>;
+  updateDeployment(name: string, changes: { model?: string; canary?: string | null; shadow?: string | null; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number; command?: string; ready_timeout_s?: number }): Promise<DeploymentInfo>;
   deleteDeployment(name: string): Promise<void>;
   /**
    * Runs a prediction. `request` is an Open Inference Protocol request
@@ -132,10 +135,46 @@ export interface StrataClient {
    */
   predict(name: string, request: unknown): Promise<InferResponse | PredictResponse>;
 
+  // ---- PII classification (issue 6) ----
+  /** Per-file PII findings (counts, never values) of REPO[@REF][:/path]; scans what has not been scanned yet. */
+  classify(ref: string): Promise<CommitClassification>;
+  /** pii:<type> labels of a repo, pipeline or model (NAME, NAME@VERSION, NAME@ALIAS), direct and inherited through lineage. */
+  classificationLabels(kind: LabelKind, name: string): Promise<LabelSet>;
+  addPiiDetector(input: { name: string; pattern: string; flags?: string }): Promise<CustomDetectorInfo>;
+  listPiiDetectors(): Promise<CustomDetectorInfo[]>;
+  removePiiDetector(name: string): Promise<void>;
+
+  // ---- catalog (issue 6) ----
+  /** Ranked entities matching every word (the last as a prefix); `labels` are `k=v` or `k` filters; `kind` repo|pipeline|model|deployment. */
+  searchCatalog(query: string, opts?: { kind?: string; labels?: string[]; limit?: number }): Promise<CatalogHit[]>;
+  /** One entity's catalog entry, README and schemas (repos), lineage neighbours and classification. */
+  inspectCatalog(kind: string, name: string): Promise<CatalogDetails>;
+  /** Annotates an entity: description and owners replace its own; labels are added; `unlabel` removes keys. */
+  annotateCatalog(kind: string, name: string, changes: CatalogAnnotation): Promise<CatalogDetails>;
+
+  // ---- audit log (issue 6) ----
+  /** Audit entries, oldest first: the most recent `limit` (default 1000) matching; `since` is ISO, epoch ms or a duration back (1h, 7d). */
+  auditLog(filter?: AuditListFilter): Promise<AuditEntry[]>;
+  /** Signs and stores a checkpoint (size, root) of the whole log; keep it outside the instance. */
+  auditCheckpoint(): Promise<SignedCheckpoint>;
+  /** Recomputes the Merkle tree; checks seq contiguity, every leaf, every stored checkpoint and `opts.checkpoint`. */
+  auditVerify(opts?: { checkpoint?: SignedCheckpoint }): Promise<AuditVerifyResult>;
+
   close(): Promise<void>;
 }
 
 export type {
+  AuditEntry,
+  AuditListFilter,
+  AuditVerifyResult,
+  SignedCheckpoint,
+  CatalogAnnotation,
+  CatalogDetails,
+  CatalogHit,
+  CommitClassification,
+  CustomDetectorInfo,
+  LabelKind,
+  LabelSet,
   DeploymentInfo,
   InferResponse,
   PredictResponse,

@@ -31,6 +31,9 @@ import { codeFromStatus, InvalidArgumentError, StrataError, type ErrorCode } fro
 import type { StrataClient } from './client.js';
 import type { AliasAt, AliasChange, GateRule, ModelVersion, RegisteredModel, RegisterVersionInput } from './client.js';
 import type { DeploymentInfo, InferResponse, PredictResponse } from './client.js';
+import type { CommitClassification, CustomDetectorInfo, LabelKind, LabelSet } from './client.js';
+import type { CatalogAnnotation, CatalogDetails, CatalogHit } from '../governance/catalog.js';
+import type { AuditEntry, AuditListFilter, AuditVerifyResult, SignedCheckpoint } from '../governance/audit.js';
 import { isOipRequest } from '../serving/protocol.js';
 
 // The StrataClient over HTTP (api/server.ts is the other side). It behaves
@@ -355,6 +358,56 @@ export class HttpClient implements StrataClient {
     return this.json('GET', `/api/v1/models/${seg(name)}/gates/${seg(alias)}`);
   }
 
+  // ---- PII classification ----
+
+  classify(ref: string): Promise<CommitClassification> {
+    return this.json('GET', '/api/v1/classification', { query: { ref } });
+  }
+
+  classificationLabels(kind: LabelKind, name: string): Promise<LabelSet> {
+    return this.json('GET', `/api/v1/classification/labels/${seg(kind)}/${seg(name)}`);
+  }
+
+  addPiiDetector(input: { name: string; pattern: string; flags?: string }): Promise<CustomDetectorInfo> {
+    return this.json('POST', '/api/v1/classification/detectors', { json: input });
+  }
+
+  listPiiDetectors(): Promise<CustomDetectorInfo[]> {
+    return this.json('GET', '/api/v1/classification/detectors');
+  }
+
+  async removePiiDetector(name: string): Promise<void> {
+    await this.empty('DELETE', `/api/v1/classification/detectors/${seg(name)}`);
+  }
+
+  // ---- catalog ----
+
+  searchCatalog(query: string, opts: { kind?: string; labels?: string[]; limit?: number } = {}): Promise<CatalogHit[]> {
+    return this.json('GET', '/api/v1/catalog/search', { query: { q: query, kind: opts.kind, label: opts.labels, limit: opts.limit } });
+  }
+
+  inspectCatalog(kind: string, name: string): Promise<CatalogDetails> {
+    return this.json('GET', `/api/v1/catalog/entities/${seg(kind)}/${seg(name)}`);
+  }
+
+  annotateCatalog(kind: string, name: string, changes: CatalogAnnotation): Promise<CatalogDetails> {
+    return this.json('PATCH', `/api/v1/catalog/entities/${seg(kind)}/${seg(name)}`, { json: changes });
+  }
+
+  // ---- audit log ----
+
+  auditLog(filter: AuditListFilter = {}): Promise<AuditEntry[]> {
+    return this.json('GET', '/api/v1/audit', { query: { since: filter.since, actor: filter.actor, target: filter.target, action: filter.action, limit: filter.limit } });
+  }
+
+  auditCheckpoint(): Promise<SignedCheckpoint> {
+    return this.json('POST', '/api/v1/audit/checkpoints', { json: {} });
+  }
+
+  auditVerify(opts: { checkpoint?: SignedCheckpoint } = {}): Promise<AuditVerifyResult> {
+    return this.json('POST', '/api/v1/audit/verify', { json: opts.checkpoint ? { checkpoint: opts.checkpoint } : {} });
+  }
+
   async close(): Promise<void> {
     // Nothing to release: connections belong to fetch's shared pool.
   }
@@ -392,7 +445,7 @@ export class HttpClient implements StrataClient {
 
   // ---- serving ----
 
-  createDeployment(input: { name: string; model: string; canary?: string; shadow?: string; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number }): Promise<DeploymentInfo> {
+  createDeployment(input: { name: string; model: string; canary?: string; shadow?: string; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number; runtime?: 'onnx' | 'process'; command?: string; ready_timeout_s?: number }): Promise<DeploymentInfo> {
     return this.json('POST', '/api/v1/deployments', { json: input });
   }
 
@@ -404,7 +457,7 @@ export class HttpClient implements StrataClient {
     return this.json('GET', `/api/v1/deployments/${seg(name)}`);
   }
 
-  updateDeployment(name: string, changes: { model?: string; canary?: string | null; shadow?: string | null; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number }): Promise<DeploymentInfo> {
+  updateDeployment(name: string, changes: { model?: string; canary?: string | null; shadow?: string | null; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number; command?: string; ready_timeout_s?: number }): Promise<DeploymentInfo> {
     return this.json('PATCH', `/api/v1/deployments/${seg(name)}`, { json: changes });
   }
 

@@ -5,6 +5,8 @@ import { checkAliasName, checkModelName, type Registry } from '../tracking/regis
 import type { ModelVersion } from '../tracking/types.js';
 import { checkBatching, type BatchingConfig } from './batcher.js';
 import type { LoggingStats } from './prediction-log.js';
+import { checkProcessSpec } from './process-runtime.js';
+import type { ProcessStatus } from './runtime.js';
 
 // Deployments: a name that serves one model, bound either to an alias
 // (MODEL@ALIAS: follows the alias as it moves) or to a fixed version
@@ -30,6 +32,8 @@ export interface ServingStatus {
   batching?: BatchingConfig & { active: boolean; reason?: string };
   /** The prediction log, when the deployment samples predictions (or did, and has records still to write). */
   logging?: LoggingStats;
+  /** The primary's model process, for a deployment on the process runtime. */
+  process?: ProcessStatus;
 }
 
 export interface LaneStatus {
@@ -39,6 +43,8 @@ export interface LaneStatus {
   version: number | null;
   state: 'idle' | 'loading' | 'ready' | 'failed';
   error?: string;
+  /** The lane's model process, on the process runtime. */
+  process?: ProcessStatus;
 }
 
 export interface OutputComparison {
@@ -76,6 +82,19 @@ export interface DeploymentConfig {
   logging?: { rate: number };
   /** Adaptive batching: concurrent requests coalesced into one model run of up to max_batch_size, waiting at most max_batch_delay_us. */
   batching?: BatchingConfig;
+  /** What runs the model: ONNX Runtime in the server (absent) or `command`, a process serving the Open Inference Protocol. */
+  runtime?: 'process';
+  /** The process runtime's command (run by the shell, in a directory holding the version's file). */
+  command?: string;
+  /** The process runtime's wait for GET /v2/health/ready, in seconds. */
+  ready_timeout_s?: number;
+}
+
+/** The runtime given to create (onnx, the default, or process with a command) or to update (a new command or ready timeout). */
+export interface RuntimeChanges {
+  runtime?: 'onnx' | 'process';
+  command?: string;
+  ready_timeout_s?: number;
 }
 
 export interface DeploymentInfo {
@@ -167,11 +186,12 @@ export class DeploymentService {
     private registry: Registry,
   ) {}
 
-  async create(input: { name: string; model: string; creator: string; canary?: string; shadow?: string; log_predictions?: number } & BatchingChanges): Promise<DeploymentInfo> {
+  async create(input: { name: string; model: string; creator: string; canary?: string; shadow?: string; log_predictions?: number } & BatchingChanges & RuntimeChanges): Promise<DeploymentInfo> {
     const name = checkDeploymentName(input?.name);
     const target = parseModelTarget(input.model);
-    await this.servable(target);
-    const config = await this.traffic({}, input);
+    const runtime = runtimeConfig({}, input, true);
+    await this.servable(target, runtime);
+    const config = await this.traffic(runtime, input);
     const now = Date.now();
     const inserted = await this.db
       .insertInto('deployments')
@@ -200,20 +220,21 @@ export class DeploymentService {
    */
   async update(
     name: string,
-    changes: { model?: string; canary?: string | null; shadow?: string | null; log_predictions?: number } & BatchingChanges,
+    changes: { model?: string; canary?: string | null; shadow?: string | null; log_predictions?: number } & BatchingChanges & Omit<RuntimeChanges, 'runtime'>,
   ): Promise<DeploymentInfo> {
     const info = await this.inspect(name);
-    const given = [changes?.model, changes?.canary, changes?.shadow, changes?.log_predictions, changes?.max_batch_size, changes?.max_batch_delay_us];
+    const given = [changes?.model, changes?.canary, changes?.shadow, changes?.log_predictions, changes?.max_batch_size, changes?.max_batch_delay_us, changes?.command, changes?.ready_timeout_s];
     if (given.every((v) => v === undefined)) {
-      throw new InvalidArgumentError('nothing to update: give a model, a canary, a shadow, a prediction logging rate or batching');
+      throw new InvalidArgumentError('nothing to update: give a model, a canary, a shadow, a prediction logging rate, batching or a process command');
     }
+    const config = runtimeConfig(info.config, changes, false);
     const set: { model?: string; target?: string; config: string; updated_at: number } = {
-      config: JSON.stringify(await this.traffic(info.config, changes)),
+      config: JSON.stringify(await this.traffic(config, changes)),
       updated_at: Date.now(),
     };
     if (changes.model !== undefined) {
       const target = parseModelTarget(changes.model);
-      await this.servable(target);
+      await this.servable(target, config);
       set.model = target.model_name;
       set.target = target.target;
     }
@@ -223,7 +244,7 @@ export class DeploymentService {
 
   /** The config with a canary or shadow set (a string), removed (null) or kept (undefined). */
   private async traffic(
-    config: Record<string, unknown>,
+    config: DeploymentConfig & Record<string, unknown>,
     changes: { canary?: string | null; shadow?: string | null; log_predictions?: number } & BatchingChanges,
   ): Promise<Record<string, unknown>> {
     const next: Record<string, unknown> = { ...config };
@@ -246,13 +267,13 @@ export class DeploymentService {
     if (changes.canary === null) delete next.canary;
     else if (changes.canary !== undefined) {
       const { target, weight } = parseCanary(changes.canary);
-      await this.servable(target);
+      await this.servable(target, config);
       next.canary = { model: textOf(target), weight };
     }
     if (changes.shadow === null) delete next.shadow;
     else if (changes.shadow !== undefined) {
       const target = parseShadow(changes.shadow);
-      await this.servable(target);
+      await this.servable(target, config);
       next.shadow = { model: textOf(target) };
     }
     return next;
@@ -270,16 +291,40 @@ export class DeploymentService {
       : this.registry.getVersionByAlias(info.model_name, info.target);
   }
 
-  /** The target must exist now and be an ONNX model with a signature. */
-  private async servable(target: ModelTarget): Promise<void> {
+  /** The target must exist now; on ONNX Runtime it must be an ONNX model with a signature (a model process reports its own). */
+  private async servable(target: ModelTarget, config: DeploymentConfig): Promise<void> {
     const version = await this.resolve({ model_name: target.model_name, target: target.target, target_kind: target.kind });
-    if (version.format !== 'onnx' || !version.signature) {
+    if (config.runtime !== 'process' && (version.format !== 'onnx' || !version.signature)) {
       throw new StrataError(
         'FAILED_PRECONDITION',
-        `${version.name} version ${version.version} (${version.path ?? version.source}) is not an ONNX model; only .onnx versions can be deployed`,
+        `${version.name} version ${version.version} (${version.path ?? version.source}) is not an ONNX model; deploy it with --runtime process --command "..." (a process serving the Open Inference Protocol), or deploy an .onnx version`,
       );
     }
   }
+}
+
+/**
+ * The config with the runtime fields applied: on create, runtime process
+ * needs a command and onnx takes none; on update, a command or ready
+ * timeout only applies to a process deployment.
+ */
+function runtimeConfig(config: Record<string, unknown>, changes: RuntimeChanges, creating: boolean): DeploymentConfig & Record<string, unknown> {
+  const next: DeploymentConfig & Record<string, unknown> = { ...config };
+  const runtime = creating ? (changes.runtime ?? 'onnx') : next.runtime === 'process' ? 'process' : 'onnx';
+  if (runtime !== 'onnx' && runtime !== 'process') throw new InvalidArgumentError(`runtime "${String(runtime)}" is unknown: use onnx (the default) or process`);
+  if (runtime === 'onnx') {
+    if (changes.command !== undefined || changes.ready_timeout_s !== undefined) {
+      throw new InvalidArgumentError(
+        creating ? 'a command and a ready timeout are for --runtime process; the onnx runtime runs the .onnx file itself' : 'this deployment runs on ONNX Runtime: a command or ready timeout applies only to --runtime process deployments',
+      );
+    }
+    return next;
+  }
+  const spec = checkProcessSpec({ command: changes.command ?? next.command, ready_timeout_s: changes.ready_timeout_s ?? next.ready_timeout_s });
+  next.runtime = 'process';
+  next.command = spec.command;
+  if (spec.ready_timeout_s !== undefined) next.ready_timeout_s = spec.ready_timeout_s;
+  return next;
 }
 
 function infoOf(row: Schema['deployments']): DeploymentInfo {

@@ -7,7 +7,8 @@ import { parseModelTarget, type DeploymentInfo, type DeploymentService, type Lan
 import { ServingMetrics } from './metrics.js';
 import { PredictionLogger } from './prediction-log.js';
 import { jsonValues, nest, oipOutputs, type InferRequest, type InferResponse } from './protocol.js';
-import type { HostTensor, ModelRuntime, ModelSignature } from './runtime.js';
+import { ProcessGroup, ProcessRuntime, type ProcessSpec } from './process-runtime.js';
+import type { HostTensor, ModelRuntime, ModelSignature, ProcessStatus } from './runtime.js';
 
 // Keeps, per deployment, the loaded model version that takes its traffic, and
 // swaps it without failing a request:
@@ -23,6 +24,10 @@ import type { HostTensor, ModelRuntime, ModelSignature } from './runtime.js';
 // A failed load leaves the old version serving and is reported in the status.
 // Loads of one deployment are serialized; a refresh asked for while one runs
 // is queued once.
+//
+// A deployment's versions run on ONNX Runtime in this process, or, with
+// `runtime: process` in its config, each in a model process of its command
+// (process-runtime.ts; its signature comes from the process's metadata).
 //
 // Every loaded version is wrapped in a BatchingModel (batcher.ts), which
 // coalesces concurrent requests when the deployment's config asks for
@@ -42,6 +47,8 @@ class Handle implements Served {
     readonly version: ModelVersion,
     readonly signature: ModelSignature,
     readonly model: BatchingModel,
+    /** What it runs on (the runtime and its settings): a change reloads the version. */
+    readonly runtimeKey: string,
   ) {}
 
   acquire(): this {
@@ -96,6 +103,8 @@ interface Slot {
   shadowInFlight: number;
   /** Adaptive batching, as configured (applied to every lane's model that can be batched). */
   batching?: BatchingConfig;
+  /** The process runtime's command, for a deployment on it; ONNX Runtime when absent. */
+  process?: ProcessSpec;
 }
 
 export interface InferResult {
@@ -137,6 +146,8 @@ export class ServingManager {
   readonly metrics = new ServingMetrics();
   /** Sampled request/response pairs, committed in batches to `<deployment>-predictions`. */
   readonly predictions: PredictionLogger;
+  /** Every model process this manager started (stop ends them). */
+  private processes = new ProcessGroup();
 
   constructor(
     readonly deployments: DeploymentService,
@@ -176,8 +187,12 @@ export class ServingManager {
     this.unsubscribe?.();
     const slots = [...this.slots.values()];
     this.slots.clear();
+    // A model process still starting is ended, not waited for (that could take its whole ready timeout).
+    await this.processes.stopAll();
     await Promise.all(slots.map((s) => s.running.catch(() => {})));
     for (const slot of slots) retireAll(slot);
+    // Model processes are ended (and waited for) before the server is reported stopped: none outlives it.
+    await this.processes.stopAll();
     // Buffered predictions are written before the process goes.
     await this.predictions.stop();
   }
@@ -202,6 +217,8 @@ export class ServingManager {
     }
     const logging = this.predictions.stats(name);
     if (logging) status.logging = logging;
+    const proc = processStatus(p);
+    if (proc) status.process = proc;
     return status;
   }
 
@@ -429,6 +446,7 @@ export class ServingManager {
     this.predictions.configure(slot.name, typeof info.config.logging?.rate === 'number' ? info.config.logging.rate : 0);
     const batching = info.config.batching;
     slot.batching = batching && typeof batching.max_batch_size === 'number' ? batching : undefined;
+    slot.process = info.config.runtime === 'process' ? { command: String(info.config.command), ready_timeout_s: info.config.ready_timeout_s } : undefined;
     for (const lane of [slot.primary, slot.canary, slot.shadow]) lane.current?.model.configure(slot.batching);
     await this.reloadLane(slot, slot.primary, info);
     // Canary and shadow take traffic in a server only; the local client serves the primary.
@@ -473,21 +491,25 @@ export class ServingManager {
       throw err;
     }
     const key = `${version.name}@${version.version}`;
-    const current = lane.current?.version;
-    if (current && `${current.name}@${current.version}` === key) return;
-    if (lane.failed === key) return;
-    if (!version.signature || version.format !== 'onnx') {
-      lane.failed = key;
-      lane.error = `${key} is not an ONNX model`;
+    const runtimeKey = JSON.stringify(slot.process ?? 'onnx');
+    const current = lane.current;
+    if (current && `${current.version.name}@${current.version.version}` === key && current.runtimeKey === runtimeKey) return;
+    if (lane.failed === `${key} ${runtimeKey}`) return;
+    if (!slot.process && (!version.signature || version.format !== 'onnx')) {
+      lane.failed = `${key} ${runtimeKey}`;
+      lane.error = `${key} is not an ONNX model (deploy it with --runtime process)`;
       return;
     }
     lane.loading = true;
     try {
       const bytes = await readAll(this.data.readContent(version.hash));
       const labels = { deployment: slot.name, version: String(version.version) };
-      const model = new BatchingModel(await this.runtime.load(bytes, version.signature), version.signature, (n) => this.metrics.batchSize.observe(labels, n));
+      const runtime = slot.process ? new ProcessRuntime(slot.process, this.processes) : this.runtime;
+      const loaded = await runtime.load(bytes, version.signature, { name: version.name, version: version.version, filename: version.path ?? 'model' });
+      const signature = loaded.signature ?? version.signature!;
+      const model = new BatchingModel(loaded, signature, (n) => this.metrics.batchSize.observe(labels, n));
       model.configure(slot.batching);
-      const handle = new Handle(version, version.signature, model);
+      const handle = new Handle(version, signature, model, runtimeKey);
       if (this.slots.get(slot.name) !== slot) {
         handle.retire(); // deleted or stopped while loading
         return;
@@ -498,7 +520,7 @@ export class ServingManager {
       lane.failed = undefined;
       old?.retire();
     } catch (err) {
-      lane.failed = key;
+      lane.failed = `${key} ${runtimeKey}`;
       lane.error = `loading ${key}: ${(err as Error).message}`;
       if (!this.started) throw err;
     } finally {
@@ -516,7 +538,13 @@ function retireAll(slot: Slot): void {
 
 function laneStatus(lane: Lane): LaneStatus {
   const state = lane.current ? 'ready' : lane.loading ? 'loading' : lane.error ? 'failed' : 'idle';
-  return { model: lane.model ?? '', version: lane.current?.version.version ?? null, state, ...(lane.error ? { error: lane.error } : {}) };
+  const proc = processStatus(lane);
+  return { model: lane.model ?? '', version: lane.current?.version.version ?? null, state, ...(lane.error ? { error: lane.error } : {}), ...(proc ? { process: proc } : {}) };
+}
+
+/** The lane's model process, when it runs on the process runtime. */
+function processStatus(lane: Lane): ProcessStatus | undefined {
+  return lane.current?.model.inner.runtimeStatus?.();
 }
 
 const TOLERANCE = 1e-6;

@@ -13,7 +13,8 @@ import type { ElementType, HostTensor, LoadedModel, ModelRuntime, ModelSignature
 // onnxruntime-node is imported on first load, so CLI commands that serve nothing do not pay for it.
 
 export class OnnxRuntime implements ModelRuntime {
-  async load(bytes: Uint8Array, signature: ModelSignature): Promise<LoadedModel> {
+  async load(bytes: Uint8Array, signature: ModelSignature | null): Promise<LoadedModel> {
+    if (!signature) throw new InvalidArgumentError('only ONNX models (registered from a .onnx file) run on the ONNX runtime; use --runtime process for other models');
     const ort = await import('onnxruntime-node');
     let session: Ort.InferenceSession;
     try {

@@ -175,7 +175,7 @@ function names(specs: TensorSpec[]): string {
   return specs.map((s) => `"${s.name}" (${s.datatype} [${s.shape.map((d) => (typeof d === 'number' ? d : -1)).join(', ')}])`).join(', ');
 }
 
-function flatten(data: unknown[], name: string, out: unknown[] = [], depth = 0): unknown[] {
+export function flatten(data: unknown[], name: string, out: unknown[] = [], depth = 0): unknown[] {
   if (depth > 32) throw new InvalidArgumentError(`input "${name}": data is nested too deeply`);
   for (const v of data) {
     if (Array.isArray(v)) flatten(v, name, out, depth + 1);
@@ -200,7 +200,8 @@ function shapeOf(value: unknown, name: string): number[] {
   return shape;
 }
 
-function toTensor(spec: TensorSpec, shape: number[], values: unknown[]): HostTensor {
+/** A host tensor of `spec`'s datatype from flat JSON values, checked against its shape. */
+export function toTensor(spec: TensorSpec, shape: number[], values: unknown[]): HostTensor {
   const name = spec.name;
   const type = elementTypeOf(spec.datatype);
   if (!type) throw new InvalidArgumentError(`input "${name}" has datatype ${spec.datatype}, which this server cannot carry over JSON`);

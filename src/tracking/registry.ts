@@ -25,8 +25,9 @@ import type { AliasChange, GateRule, ModelVersion, RegisteredModel } from './typ
 // transaction as max + 1 and protected by the tables' primary keys; when two
 // writers collide (a unique violation, or SQLite's busy snapshot across
 // processes) the loser retries. A version number is never handed out twice for
-// one model name, even after deletes: the next number is also above every
-// version alias_history mentions.
+// one model name, even after deletes: registered_models.last_version remembers
+// the highest number handed out, and the next is also above every version
+// alias_history mentions.
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const ALIAS_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
@@ -141,7 +142,7 @@ export class Registry {
   async createModel(name: string, opts: { description?: string; tags?: Record<string, string> } = {}): Promise<RegisteredModel> {
     checkModelName(name);
     const now = Date.now();
-    const row = { name, description: checkText(opts.description, 'description'), tags: JSON.stringify(checkTags(opts.tags, 'tags')), created_at: now, updated_at: now };
+    const row = { name, description: checkText(opts.description, 'description'), tags: JSON.stringify(checkTags(opts.tags, 'tags')), last_version: 0, created_at: now, updated_at: now };
     const inserted = await this.db.insertInto('registered_models').values(row).onConflict((oc) => oc.column('name').doNothing()).executeTakeFirst();
     if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) throw new AlreadyExistsError(`model "${name}" already exists`);
     return this.getModel(name);
@@ -261,7 +262,7 @@ export class Registry {
         const now = Date.now();
         await trx
           .insertInto('registered_models')
-          .values({ name, description: '', tags: '{}', created_at: now, updated_at: now })
+          .values({ name, description: '', tags: '{}', last_version: 0, created_at: now, updated_at: now })
           .onConflict((oc) => oc.column('name').doNothing())
           .execute();
         const next = (await this.highestVersionEver(trx, name)) + 1;
@@ -286,7 +287,7 @@ export class Registry {
             updated_at: now,
           })
           .execute();
-        await trx.updateTable('registered_models').set({ updated_at: now }).where('name', '=', name).execute();
+        await trx.updateTable('registered_models').set({ updated_at: now, last_version: next }).where('name', '=', name).execute();
         return next;
       }),
     );
@@ -532,12 +533,13 @@ export class Registry {
   /** The highest version number this model name has ever had: existing versions and any the alias history mentions. */
   private async highestVersionEver(trx: Transaction<Schema>, name: string): Promise<number> {
     const v = await trx.selectFrom('model_versions').select((eb) => eb.fn.max('version').as('v')).where('name', '=', name).executeTakeFirst();
+    const m = await trx.selectFrom('registered_models').select('last_version').where('name', '=', name).executeTakeFirst();
     const h = await trx
       .selectFrom('alias_history')
       .select([sql<number | null>`max(from_version)`.as('f'), sql<number | null>`max(to_version)`.as('t')])
       .where('name', '=', name)
       .executeTakeFirst();
-    return Math.max(Number(v?.v ?? 0), Number(h?.f ?? 0), Number(h?.t ?? 0));
+    return Math.max(Number(v?.v ?? 0), Number(m?.last_version ?? 0), Number(h?.f ?? 0), Number(h?.t ?? 0));
   }
 
   private async modelRow(db: Db, name: string): Promise<Schema['registered_models']> {

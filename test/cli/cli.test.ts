@@ -14,7 +14,7 @@ for (const mode of ['local', 'http'] as const) {
     const dir = tempDir();
     const home = join(dir.path, '.strata');
     const env: NodeJS.ProcessEnv = { STRATA_HOME: home, STRATA_AUTHOR: 'tester' };
-    let stopServer: (() => Promise<void>) | undefined;
+    let stopServer: (() => Promise<unknown>) | undefined;
     const { run, ok, json, fails } = cli(env);
 
     const src = join(dir.path, 'src');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,9 +24,9 @@ export function strata(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: 
   return { code: res.status ?? -1, stdout: res.stdout, stderr: res.stderr };
 }
 
-/** Starts `strata server --port 0` and resolves with its URL once it listens. */
-export async function startServerProcess(env: NodeJS.ProcessEnv): Promise<{ url: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [STRATA_BIN, 'server', '--port', '0'], {
+/** Starts `strata server --port 0 [args]` and resolves with its URL once it listens. */
+export async function startServerProcess(env: NodeJS.ProcessEnv, args: string[] = []): Promise<{ url: string; child: ChildProcess; stop(): Promise<number | null> }> {
+  const child = spawn(process.execPath, [STRATA_BIN, 'server', '--port', '0', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -45,9 +45,11 @@ export async function startServerProcess(env: NodeJS.ProcessEnv): Promise<{ url:
   });
   return {
     url,
+    child,
+    /** Stops the server (SIGTERM); resolves with its exit code. */
     stop: () =>
       new Promise((done) => {
-        child.once('exit', () => done());
+        child.once('exit', (code) => done(code));
         child.kill('SIGTERM');
       }),
   };

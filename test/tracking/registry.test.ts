@@ -236,6 +236,16 @@ for (const backend of await backends()) {
       assert.deepEqual(await instance.registry.getGates('reuse', 'production'), []);
     });
 
+    it('never reuses the number of a deleted highest version that no alias ever held', async () => {
+      await put('train', { '/n.onnx': onnxModel() });
+      await instance.registry.registerVersion('renumber', { from: 'train@master:/n.onnx' });
+      await instance.registry.registerVersion('renumber', { from: 'train@master:/n.onnx' });
+      await instance.registry.deleteVersion('renumber', 2);
+      const next = await instance.registry.registerVersion('renumber', { from: 'train@master:/n.onnx' });
+      assert.equal(next.version, 3);
+      assert.deepEqual((await instance.registry.listVersions('renumber')).map((v) => v.version), [1, 3]);
+    });
+
     it('gates on a metric threshold: a failure names the rule and the values and changes nothing', async () => {
       await put('train', { '/g.onnx': onnxModel() });
       const good = await addRun({ accuracy: 0.93 });
@@ -355,7 +365,7 @@ for (const mode of ['local', 'http'] as const) {
     const dir = tempDir();
     const home = join(dir.path, '.strata');
     const env: NodeJS.ProcessEnv = { STRATA_HOME: home, STRATA_AUTHOR: 'tester' };
-    let stopServer: (() => Promise<void>) | undefined;
+    let stopServer: (() => Promise<unknown>) | undefined;
     const { run, ok, json, fails } = cli(env);
 
     before(async () => {

@@ -6,6 +6,7 @@ import type { Registry } from '../../tracking/registry.js';
 import type { TrackingService } from '../../tracking/service.js';
 import type { Experiment, ModelVersion, RegisteredModel, Run, RunInfo, RunStatus } from '../../tracking/types.js';
 import { errorBody, type ErrorContext } from '../errors.js';
+import { authenticatedUser } from '../auth.js';
 
 // The MLflow REST API subset the stock `mlflow` Python client (2.x) uses,
 // under /api/2.0/mlflow/ and /ajax-api/2.0/mlflow/, plus the artifact proxy
@@ -352,8 +353,13 @@ export interface MlflowRoutesOptions {
   errors?: ErrorContext;
 }
 
-/** Who moved an alias or registered a version: the Basic-auth user the MLflow client sends (MLFLOW_TRACKING_USERNAME), else the server's default author. */
+/**
+ * Who moved an alias or registered a version: the token's user; on an unauthenticated loopback server the
+ * Basic-auth user the MLflow client sends (MLFLOW_TRACKING_USERNAME), else the server's default author.
+ */
 function actorOf(req: FastifyRequest): string {
+  const principal = authenticatedUser(req);
+  if (principal && !principal.owner) return principal.user;
   const auth = req.headers.authorization;
   if (auth?.startsWith('Basic ')) {
     const user = Buffer.from(auth.slice(6), 'base64').toString('utf8').split(':')[0];

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { defaultAuthor } from '../../data/service.js';
 import { NotFoundError } from '../../errors.js';
+import type { RuntimeChanges } from '../../serving/deployments.js';
 import { lineageOf, oipResponse, predictResponse, type InferResult, type ServingManager } from '../../serving/manager.js';
 import { modelMetadata, parseInferRequest, parseSimpleRequest } from '../../serving/protocol.js';
 import { errorBody, type ErrorContext } from '../errors.js';
@@ -13,6 +14,12 @@ import { VERSION } from '../version.js';
 // predict) with Strata's usual errors. Thin adapters over ServingManager.
 
 const obj = { type: 'object', additionalProperties: true } as const;
+
+/** The process runtime's settings, on create and update. */
+const runtimeProperties = {
+  command: { type: 'string', description: 'process runtime: the command (run by the shell) that serves the Open Inference Protocol on $PORT' },
+  ready_timeout_s: { type: 'number', description: 'process runtime: seconds to wait for GET /v2/health/ready (default 60)' },
+} as const;
 const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } as const;
 
 interface ModelParams {
@@ -57,6 +64,11 @@ function withLineage(reply: FastifyReply, result: InferResult): InferResult {
 
 const oipRoutes: FastifyPluginAsync<{ serving: ServingManager; errors: ErrorContext }> = async (app, { serving, errors }) => {
   app.setErrorHandler((err, req, reply) => {
+    // An oversized request is the protocol's 413, with the limit and how to raise it.
+    if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const message = `request body is too large: this server accepts at most ${errors.bodyLimit ?? 'its limit of'} bytes of JSON (strata server --body-limit raises it)`;
+      return reply.code(413).type('application/json').send({ error: message });
+    }
     const { status, body } = errorBody(err, { ...errors, req });
     return reply.code(status).type('application/json').send({ error: body.error.message });
   });
@@ -106,7 +118,9 @@ const deploymentRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async 
   const deployments = serving.deployments;
   const tags = ['deployments'];
 
-  app.post<{ Body: { name: string; model: string; canary?: string; shadow?: string; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number; creator?: string } }>(
+  app.post<{
+    Body: { name: string; model: string; canary?: string; shadow?: string; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number; creator?: string } & RuntimeChanges;
+  }>(
     '/api/v1/deployments',
     {
       schema: {
@@ -124,6 +138,8 @@ const deploymentRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async 
             log_predictions: { type: 'number', description: 'fraction of requests (0 to 1) committed to the repo <name>-predictions; 0 or absent: none' },
             max_batch_size: { type: 'integer', description: 'adaptive batching: most requests (rows) per model run; with max_batch_delay_us' },
             max_batch_delay_us: { type: 'integer', description: 'adaptive batching: longest a request waits for others, in microseconds' },
+            ...runtimeProperties,
+            runtime: { type: 'string', enum: ['onnx', 'process'], description: 'onnx (default): ONNX Runtime in the server; process: `command` serves the Open Inference Protocol on $PORT' },
             creator: { type: 'string' },
           },
         },
@@ -131,8 +147,20 @@ const deploymentRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async 
       },
     },
     async (req, reply) => {
-      const { name, model, canary, shadow, log_predictions, max_batch_size, max_batch_delay_us } = req.body;
-      const info = await deployments.create({ name, model, canary, shadow, log_predictions, max_batch_size, max_batch_delay_us, creator: req.body.creator ?? defaultAuthor() });
+      const { name, model, canary, shadow, log_predictions, max_batch_size, max_batch_delay_us, runtime, command, ready_timeout_s } = req.body;
+      const info = await deployments.create({
+        name,
+        model,
+        canary,
+        shadow,
+        log_predictions,
+        max_batch_size,
+        max_batch_delay_us,
+        runtime,
+        command,
+        ready_timeout_s,
+        creator: req.body.creator ?? defaultAuthor(),
+      });
       await serving.changed(info.name);
       return reply.code(201).send(serving.withStatus(info));
     },
@@ -148,7 +176,10 @@ const deploymentRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async 
     async (req) => serving.withStatus(await deployments.inspect(req.params.name)),
   );
 
-  app.patch<{ Params: { name: string }; Body: { model?: string; canary?: string | null; shadow?: string | null; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number } }>(
+  app.patch<{
+    Params: { name: string };
+    Body: { model?: string; canary?: string | null; shadow?: string | null; log_predictions?: number; max_batch_size?: number; max_batch_delay_us?: number } & Omit<RuntimeChanges, 'runtime'>;
+  }>(
     '/api/v1/deployments/:name',
     {
       schema: {
@@ -165,14 +196,15 @@ const deploymentRoutes: FastifyPluginAsync<{ serving: ServingManager }> = async 
             log_predictions: { type: 'number', description: 'fraction of requests (0 to 1) to log; 0 turns logging off' },
             max_batch_size: { type: 'integer', description: 'adaptive batching: most requests (rows) per model run; 1 turns batching off' },
             max_batch_delay_us: { type: 'integer', description: 'adaptive batching: longest a request waits for others, in microseconds' },
+            ...runtimeProperties,
           },
         },
         response: { 200: obj, ...errorResponses },
       },
     },
     async (req) => {
-      const { model, canary, shadow, log_predictions, max_batch_size, max_batch_delay_us } = req.body;
-      const info = await deployments.update(req.params.name, { model, canary, shadow, log_predictions, max_batch_size, max_batch_delay_us });
+      const { model, canary, shadow, log_predictions, max_batch_size, max_batch_delay_us, command, ready_timeout_s } = req.body;
+      const info = await deployments.update(req.params.name, { model, canary, shadow, log_predictions, max_batch_size, max_batch_delay_us, command, ready_timeout_s });
       await serving.changed(info.name);
       return serving.withStatus(info);
     },

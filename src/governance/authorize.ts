@@ -1,0 +1,62 @@
+import type { Kysely } from 'kysely';
+import { NotFoundError, StrataError } from '../errors.js';
+import type { Schema } from '../meta/schema.js';
+import { findJob } from '../pipelines/service.js';
+import { ForbiddenError, type AccessControl, type AuditAppender, type Principal } from './access.js';
+import type { Fields, Lookup, Operation, Target } from './operations.js';
+
+// One authorization step shared by the HTTP server and the in-process CLI
+// client: compute the operation's target from the request's fields, then
+// check every level it needs. And one way to write the audit entry for it.
+
+export function lookupIn(db: Kysely<Schema>): Lookup {
+  return {
+    async jobPipeline(id) {
+      return (await findJob(db, id)).pipeline;
+    },
+  };
+}
+
+/**
+ * Throws FORBIDDEN unless `principal` may perform `op` on what `fields` name; returns the audit target.
+ * `onTarget` learns the target as soon as it is known, so a refusal is audited against it too.
+ */
+export async function authorizeOperation(
+  access: AccessControl,
+  principal: Principal,
+  op: Operation,
+  fields: Fields,
+  lookup: Lookup,
+  onTarget?: (target: string) => void,
+): Promise<Target> {
+  const target = await op.target(fields, lookup);
+  onTarget?.(target.target);
+  if (op.level === 'public' || op.level === 'self') return target;
+  if (op.level === 'member' && !(await access.isMember(principal))) {
+    throw new ForbiddenError(`user "${principal.user}" has no role on this instance yet (an admin can run \`strata grant reader ${principal.user}\`)`);
+  }
+  for (const need of target.needs) await access.check(principal, need.level, need.resource);
+  return target;
+}
+
+export function outcomeOf(err: unknown): 'denied' | 'error' {
+  return err instanceof StrataError && (err.code === 'FORBIDDEN' || err.code === 'UNAUTHENTICATED') ? 'denied' : 'error';
+}
+
+/** Appends one entry; an audit failure is reported on stderr but never changes the answer already given. */
+export async function record(
+  audit: AuditAppender | undefined,
+  entry: { actor: string; action: string; target: string; outcome: 'ok' | 'denied' | 'error'; client: string; detail?: Record<string, unknown> },
+): Promise<void> {
+  if (!audit) return;
+  try {
+    await audit.append(entry);
+  } catch (err) {
+    process.stderr.write(`strata: warning: could not write the audit entry for ${entry.action} on ${entry.target}: ${(err as Error).message}\n`);
+  }
+}
+
+/** The error's code for the audit detail: never its message, which may quote data. */
+export function errorDetail(err: unknown): Record<string, unknown> {
+  return { code: err instanceof StrataError ? err.code : 'INTERNAL' };
+}
