@@ -24,10 +24,10 @@ function show(title: string) {
   process.stdout.write(`\n\x1b[1m== ${title}\x1b[0m\n`);
 }
 
-function strata(args: string[], opts: { json?: boolean; quiet?: boolean } = {}): any {
+function strata(args: string[], opts: { json?: boolean; quiet?: boolean; as?: NodeJS.ProcessEnv } = {}): any {
   process.stdout.write(`$ strata ${args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}\n`);
   const res = spawnSync(process.execPath, [strataBin, ...args], {
-    env,
+    env: { ...env, ...opts.as },
     cwd: work,
     stdio: opts.json ? ['ignore', 'pipe', 'inherit'] : 'inherit',
     encoding: 'utf8',
@@ -41,6 +41,17 @@ function strata(args: string[], opts: { json?: boolean; quiet?: boolean } = {}):
   const value = JSON.parse(res.stdout);
   if (!opts.quiet) process.stdout.write(JSON.stringify(value, null, 2) + '\n');
   return value;
+}
+
+/** Runs a command that must be refused with a user error (exit 2), and shows the error. */
+function strataRefused(args: string[], as: NodeJS.ProcessEnv): void {
+  process.stdout.write(`$ strata ${args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}\n`);
+  const res = spawnSync(process.execPath, [strataBin, ...args], { env: { ...env, ...as }, cwd: work, encoding: 'utf8' });
+  process.stdout.write(res.stderr);
+  if (res.status !== 2) {
+    process.stderr.write(`demo: expected strata ${args.join(' ')} to be refused (exit 2), got exit ${res.status}\n`);
+    process.exit(1);
+  }
 }
 
 /** Starts `strata server` on a free port; resolves once it listens. Stopped at exit in any case. */
@@ -92,6 +103,25 @@ process.stdout.write(`(first lines of ${firstSpam})\n`);
 const cat = spawnSync(process.execPath, [strataBin, 'cat', `emails@master:${firstSpam}`], { env, encoding: 'utf8' });
 process.stdout.write(cat.stdout.split('\n').slice(0, 8).join('\n') + '\n...\n');
 
+show('Governance: every commit is scanned for personal data (counts per type, never the values)');
+const scan = strata(['classify', 'emails@master', '--json'], { json: true, quiet: true }) as {
+  commit: string;
+  files: { findings: Record<string, number> }[];
+  totals: Record<string, number>;
+  labels: string[];
+};
+const withPii = scan.files.filter((f) => Object.keys(f.findings).length > 0).length;
+process.stdout.write(
+  `emails@${scan.commit.slice(0, 12)}: ${withPii} of ${scan.files.length} files hold PII; ` +
+    `${Object.entries(scan.totals).map(([t, n]) => `${t} ${n}`).join(', ')}\nlabels: ${scan.labels.join(', ')}\n`,
+);
+strata(['classify', `emails@master:${firstSpam}`]);
+// A signed checkpoint of the audit log so far, kept outside the instance: the end of the demo proves the log only grew.
+const checkpointFile = join(work, 'audit-checkpoint.json');
+const checkpoint = strata(['audit', 'checkpoint'], { json: true, quiet: true });
+writeFileSync(checkpointFile, JSON.stringify(checkpoint, null, 2) + '\n');
+process.stdout.write(`audit checkpoint: ${checkpoint.size} entries, root ${checkpoint.root.slice(0, 16)}…, saved to ${checkpointFile}\n`);
+
 show('Pipelines: per-folder email features, then an aggregate (Pachyderm spec format)');
 const stepsDir = join(root, 'dist', 'demo', 'steps');
 writeFileSync(
@@ -122,6 +152,8 @@ writeFileSync(
     '    glob: /',
     'transform:',
     `  cmd: [${JSON.stringify(process.execPath)}, ${JSON.stringify(join(stepsDir, 'stats.js'))}]`,
+    '# per-label averages cannot identify anyone: recorded, and audited',
+    'declassifies: [pii:email, pii:phone, pii:ipv4, pii:ipv6]',
   ].join('\n') + '\n',
 );
 process.stdout.write(readFileSync(join(work, 'features.yaml'), 'utf8'));
@@ -158,6 +190,14 @@ strata(['pipeline', 'create', '-f', join(work, 'train.yaml')]);
 strata(['wait']);
 strata(['run', 'list', '--pipeline', 'train']);
 strata(['model', 'versions', 'spam']);
+
+show('Governance: classification follows lineage; the catalog finds data by column or label');
+strata(['classify', 'labels', 'features']);
+strata(['classify', 'labels', 'stats']);
+strata(['classify', 'labels', 'model:spam@staging']);
+strata(['catalog', 'search', 'money_words']);
+strata(['catalog', 'search', '--label', 'pii:email']);
+strata(['catalog', 'inspect', 'features']);
 
 show('Serving: the model at production behind the Open Inference Protocol, in a running strata server');
 strata(['model', 'alias', 'set', 'spam', 'production', '1', '--reason', 'first model']);
@@ -238,6 +278,18 @@ const copySecs = (Date.now() - again) / 1000;
 
 show('Integrity check');
 strata(['fsck']);
+
+show('Access control: a reader may read but not write, and the refusal is audited');
+strata(['user', 'create', 'alice']);
+strata(['grant', 'reader', 'alice', '--on', 'repo:emails']);
+const alice = { STRATA_TOKEN: strata(['token', 'create', '--user', 'alice', '--name', 'demo', '--json'], { json: true, quiet: true }).token as string };
+process.stdout.write('(as alice, with her token)\n');
+strata(['log', 'emails@master', '-n', '1'], { as: alice });
+strataRefused(['rm', `emails@master:${firstSpam}`, '-m', 'alice tries to delete an email'], alice);
+strata(['audit', 'log', '--actor', 'alice']);
+
+show('The audit log verifies: every entry hashes into the root, and the log extends the earlier checkpoint');
+strata(['audit', 'verify', '--checkpoint', checkpointFile]);
 
 await server.stop();
 delete env.STRATA_SERVER;

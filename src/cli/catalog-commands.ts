@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
 import { parseCatalogRef, type CatalogAnnotation, type CatalogDetails } from '../governance/catalog.js';
 import type { FileSchema } from '../governance/schema-infer.js';
+import type { LabelSet } from '../governance/classifier.js';
 import type { WithClient } from './main.js';
 import { printJson, printTable } from './output.js';
 
@@ -91,7 +92,7 @@ function printDetails(d: CatalogDetails): void {
   const refs = (list: { kind: string; name: string }[]) => list.map((e) => `${e.kind}:${e.name}`).join(', ') || '-';
   out.push(`  upstream:    ${refs(d.lineage.upstream)}`);
   out.push(`  downstream:  ${refs(d.lineage.downstream)}`);
-  if (d.classification !== undefined) out.push(`  classification: ${JSON.stringify(d.classification)}`);
+  if (d.classification) out.push(...classificationLines(d.classification));
   for (const [path, schema] of Object.entries(d.schemas)) out.push(`  schema ${path}: ${schemaLine(schema)}`);
   if (d.readme) out.push('', d.readme.trimEnd());
   process.stdout.write(out.join('\n') + '\n');
@@ -100,4 +101,18 @@ function printDetails(d: CatalogDetails): void {
 function schemaLine(s: FileSchema): string {
   const columns = s.columns.map((c) => `${c.name} ${c.type}${c.nullable ? '?' : ''}`).join(', ');
   return `${s.format}, ${s.rows}${s.truncated ? '+' : ''} rows: ${columns || '(no columns)'}${s.error ? ` (${s.error})` : ''}`;
+}
+
+/** PII labels with where each came from (the LabelSet of governance/classifier.ts); other shapes as JSON. */
+function classificationLines(c: unknown): string[] {
+  const set = c as Partial<LabelSet>;
+  if (!Array.isArray(set.labels) || !Array.isArray(set.direct) || !Array.isArray(set.inherited) || !Array.isArray(set.declassified)) {
+    return [`  classification: ${JSON.stringify(c)}`];
+  }
+  const parts = [
+    ...set.direct.map((l) => `${l} (in its files)`),
+    ...set.inherited.map((i) => `${i.label} (from ${i.from})`),
+    ...set.declassified.map((d) => `${d.label} declassified by ${d.by}`),
+  ];
+  return [`  pii:         ${parts.length ? parts.join(', ') : 'none found'}`];
 }

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Insertable, Kysely } from 'kysely';
 import { isSupportedCountry, type CountryCode } from 'libphonenumber-js/max';
 import type { DataService } from '../data/service.js';
 import type { FileInfo } from '../data/types.js';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, StrataError } from '../errors.js';
-import type { Schema } from '../meta/schema.js';
+import type { PiiScanTable, Schema } from '../meta/schema.js';
 import type { PipelineService } from '../pipelines/service.js';
 import { inputRepos, type PipelineSpec } from '../pipelines/spec.js';
 import type { Registry } from '../tracking/registry.js';
@@ -94,6 +94,9 @@ export interface ClassifierOptions {
 /** Bumped when the built-in detectors change, so older results are rescanned. */
 const SCANNER_VERSION = 1;
 const LOOKUP_BATCH = 500;
+/** Scan results per INSERT statement (7 values a row, well under SQLite's and PostgreSQL's parameter limits). */
+const STORE_BATCH = 200;
+const SCAN_CONCURRENCY = 8;
 
 interface Ruleset {
   id: string;
@@ -174,8 +177,9 @@ export class Classifier {
     let batch: FileInfo[] = [];
     const flush = async () => {
       const stored = await this.lookup(batch.map((f) => f.hash), ruleset.id);
+      const fresh = await this.scanMissing([...new Set(batch.map((f) => f.hash).filter((h) => !stored.has(h)))], ruleset);
       for (const f of batch) {
-        const scan = stored.get(f.hash) ?? (await this.scanHash(f.hash, ruleset));
+        const scan = stored.get(f.hash) ?? fresh.get(f.hash)!;
         files.push({
           path: f.path,
           hash: f.hash,
@@ -206,36 +210,67 @@ export class Classifier {
     return found;
   }
 
-  /** Scans one content hash (once, however many callers ask at the same time) and stores the result. */
-  private scanHash(hash: string, ruleset: Ruleset): Promise<StoredScan> {
-    const key = `${hash}/${ruleset.id}`;
-    let running = this.inflight.get(key);
-    if (!running) {
-      running = (async () => {
-        // Another caller may have stored it between our lookup and now.
-        const again = (await this.lookup([hash], ruleset.id)).get(hash);
-        if (again) return again;
-        this.scans++;
-        const scan = await scanContent(this.data.readContent(hash), { maxBytes: this.maxBytes, defaultCountry: this.country, custom: ruleset.custom });
-        const row = {
-          hash,
-          ruleset: ruleset.id,
-          status: scan.status,
-          bytes_scanned: scan.bytes_scanned,
-          findings: JSON.stringify(scan.findings),
-          timed_out: JSON.stringify(scan.timed_out),
-          scanned_at: Date.now(),
-        };
-        await this.db
-          .insertInto('pii_scans')
-          .values(row)
-          .onConflict((oc) => oc.columns(['hash', 'ruleset']).doUpdateSet({ ...row }))
-          .execute();
-        return { status: scan.status, bytes_scanned: scan.bytes_scanned, findings: scan.findings, timed_out: scan.timed_out };
-      })().finally(() => this.inflight.delete(key));
-      this.inflight.set(key, running);
+  /**
+   * Scans content hashes not stored yet (each once, however many callers ask at the same time) and stores the
+   * results in one transaction: a row per file in a transaction of its own would cost an fsync per file.
+   */
+  private async scanMissing(hashes: string[], ruleset: Ruleset): Promise<Map<string, StoredScan>> {
+    const results = new Map<string, StoredScan>();
+    const rows: Insertable<PiiScanTable>[] = [];
+    const mine: string[] = [];
+    const scanOne = async (hash: string) => {
+      const key = `${hash}/${ruleset.id}`;
+      let running = this.inflight.get(key);
+      if (!running) {
+        running = (async () => {
+          this.scans++;
+          const scan = await scanContent(this.data.readContent(hash), { maxBytes: this.maxBytes, defaultCountry: this.country, custom: ruleset.custom });
+          rows.push({
+            hash,
+            ruleset: ruleset.id,
+            status: scan.status,
+            bytes_scanned: scan.bytes_scanned,
+            findings: JSON.stringify(scan.findings),
+            timed_out: JSON.stringify(scan.timed_out),
+            scanned_at: Date.now(),
+          });
+          return { status: scan.status, bytes_scanned: scan.bytes_scanned, findings: scan.findings, timed_out: scan.timed_out };
+        })();
+        this.inflight.set(key, running);
+        mine.push(key);
+      }
+      results.set(hash, await running);
+    };
+    try {
+      // A few at a time: reading a file from the object store waits on I/O that another file's scan can fill.
+      let next = 0;
+      const worker = async () => {
+        while (next < hashes.length) await scanOne(hashes[next++]!);
+      };
+      await Promise.all(Array.from({ length: Math.min(SCAN_CONCURRENCY, hashes.length) }, worker));
+      if (rows.length) {
+        await this.db.transaction().execute(async (trx) => {
+          for (let i = 0; i < rows.length; i += STORE_BATCH) {
+            await trx
+              .insertInto('pii_scans')
+              .values(rows.slice(i, i + STORE_BATCH))
+              .onConflict((oc) =>
+                oc.columns(['hash', 'ruleset']).doUpdateSet((eb) => ({
+                  status: eb.ref('excluded.status'),
+                  bytes_scanned: eb.ref('excluded.bytes_scanned'),
+                  findings: eb.ref('excluded.findings'),
+                  timed_out: eb.ref('excluded.timed_out'),
+                  scanned_at: eb.ref('excluded.scanned_at'),
+                })),
+              )
+              .execute();
+          }
+        });
+      }
+    } finally {
+      for (const key of mine) this.inflight.delete(key);
     }
-    return running;
+    return results;
   }
 
   /** The detectors in force: built-ins (versioned), settings and the custom detectors, fingerprinted. */
