@@ -16,8 +16,11 @@ import type { ProcessStatus } from './runtime.js';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 export interface ServingStatus {
-  /** loading: the first version is being loaded; failed: no version could be loaded; idle: not loaded in this process. */
-  state: 'idle' | 'loading' | 'ready' | 'failed';
+  /**
+   * loading: the first version is being loaded; restarting: its model process died and is being started again
+   * (requests get 503 meanwhile); failed: no version could be loaded; idle: not loaded in this process.
+   */
+  state: 'idle' | 'loading' | 'ready' | 'restarting' | 'failed';
   /** The version taking traffic. */
   version: number | null;
   /** The last load failure, if any (a failed swap keeps the old version serving). */
@@ -41,7 +44,7 @@ export interface LaneStatus {
   model: string;
   /** The loaded version, null while loading or after a failed load. */
   version: number | null;
-  state: 'idle' | 'loading' | 'ready' | 'failed';
+  state: 'idle' | 'loading' | 'ready' | 'restarting' | 'failed';
   error?: string;
   /** The lane's model process, on the process runtime. */
   process?: ProcessStatus;

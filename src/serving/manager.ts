@@ -199,15 +199,14 @@ export class ServingManager {
 
   /** Whether every deployment known here has a version taking traffic. */
   ready(): boolean {
-    return [...this.slots.values()].every((s) => s.primary.current);
+    return [...this.slots.values()].every((s) => laneState(s.primary) === 'ready');
   }
 
   status(name: string): ServingStatus {
     const slot = this.slots.get(name);
     if (!slot) return { state: 'idle', version: null };
     const p = slot.primary;
-    const state = p.current ? 'ready' : p.loading ? 'loading' : p.error ? 'failed' : 'idle';
-    const status: ServingStatus = { state, version: p.current?.version.version ?? null, ...(p.error ? { error: p.error } : {}) };
+    const status: ServingStatus = { state: laneState(p), version: p.current?.version.version ?? null, ...(p.error ? { error: p.error } : {}) };
     if (slot.canary.model) status.canary = { ...laneStatus(slot.canary), weight: slot.weight };
     if (slot.shadow.model) status.shadow = { ...laneStatus(slot.shadow), stats: structuredClone(slot.shadowStats) };
     status.traffic = { since: slot.since, versions: Object.fromEntries([...slot.traffic].map(([k, v]) => [k, { ...v }])) };
@@ -536,10 +535,15 @@ function retireAll(slot: Slot): void {
   }
 }
 
+/** ready only while a version takes traffic: not while its model process is being restarted. */
+function laneState(lane: Lane): ServingStatus['state'] {
+  if (lane.current) return processStatus(lane)?.state === 'restarting' ? 'restarting' : 'ready';
+  return lane.loading ? 'loading' : lane.error ? 'failed' : 'idle';
+}
+
 function laneStatus(lane: Lane): LaneStatus {
-  const state = lane.current ? 'ready' : lane.loading ? 'loading' : lane.error ? 'failed' : 'idle';
   const proc = processStatus(lane);
-  return { model: lane.model ?? '', version: lane.current?.version.version ?? null, state, ...(lane.error ? { error: lane.error } : {}), ...(proc ? { process: proc } : {}) };
+  return { model: lane.model ?? '', version: lane.current?.version.version ?? null, state: laneState(lane), ...(lane.error ? { error: lane.error } : {}), ...(proc ? { process: proc } : {}) };
 }
 
 /** The lane's model process, when it runs on the process runtime. */

@@ -86,9 +86,10 @@ export interface ModelMetadata {
   outputs: TensorMetadata[];
 }
 
-export function modelMetadata(name: string, version: number, signature: ModelSignature): ModelMetadata {
+/** `platform`: onnxruntime, or `process` for a user command serving the model (the process runtime). */
+export function modelMetadata(name: string, version: number, signature: ModelSignature, platform = 'onnxruntime'): ModelMetadata {
   const meta = (t: TensorSpec): TensorMetadata => ({ name: t.name, datatype: t.datatype, shape: t.shape.map((d) => (typeof d === 'number' ? d : -1)) });
-  return { name, versions: [String(version)], platform: 'onnxruntime', inputs: signature.inputs.map(meta), outputs: signature.outputs.map(meta) };
+  return { name, versions: [String(version)], platform, inputs: signature.inputs.map(meta), outputs: signature.outputs.map(meta) };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -114,6 +114,7 @@ for (const backend of await backends()) {
       const meta = await http('GET', `${url}/v2/models/lin-prod`);
       assert.deepEqual(meta.body.inputs, [{ name: 'x', datatype: 'FP64', shape: [-1, 3] }]);
       assert.deepEqual(meta.body.outputs, [{ name: 'y', datatype: 'FP64', shape: [-1] }]);
+      assert.equal(meta.body.platform, 'process');
 
       const res = await infer();
       assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -149,6 +150,10 @@ for (const backend of await backends()) {
       });
       assert.equal(typeof down.body.error, 'string');
       assert.match(down.body.error, /model process of lin version 1/);
+      // Not ready while it restarts (the first restart waits 500 ms): health checks stop sending traffic.
+      assert.equal((await http('GET', `${url}/v2/models/lin-prod/ready`)).status, 503);
+      assert.equal((await http('GET', `${url}/v2/health/ready`)).status, 503);
+      assert.equal((await inspect()).serving.state, 'restarting');
       const up = await until('serving again', 10_000, async () => {
         const res = await infer();
         return res.status === 200 ? res : undefined;
@@ -156,6 +161,7 @@ for (const backend of await backends()) {
       assert.deepEqual(up.body.outputs[0].data, x.map((row) => dot(V1, row)));
       const after = (await inspect()).serving.process;
       assert.equal(after.state, 'running');
+      assert.equal((await http('GET', `${url}/v2/models/lin-prod/ready`)).status, 200);
       assert.equal(after.restarts, 1);
       assert.match(after.last_exit, /killed by SIGKILL/);
       assert.notEqual(after.pid, before.pid);

@@ -82,7 +82,9 @@ const oipRoutes: FastifyPluginAsync<{ serving: ServingManager; errors: ErrorCont
   app.get('/v2', { schema: { summary: 'Server metadata', tags } }, async () => ({ name: 'strata', version: VERSION, extensions: [] }));
 
   const metadata = async (params: ModelParams) =>
-    serving.use(params.name, versionOf(params), async (served) => modelMetadata(params.name, served.version.version, served.signature));
+    serving.use(params.name, versionOf(params), async (served) =>
+      modelMetadata(params.name, served.version.version, served.signature, served.model.inner.runtimeStatus ? 'process' : 'onnxruntime'),
+    );
   app.get<{ Params: ModelParams }>('/v2/models/:name', { schema: { summary: 'Model metadata, from its signature', tags } }, async (req) => metadata(req.params));
   app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version', { schema: { summary: 'Model version metadata', tags } }, async (req) => metadata(req.params));
 
