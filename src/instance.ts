@@ -29,6 +29,9 @@ import { ensureInstanceKey } from './governance/keys.js';
 // the embedded SQLite database (unless config names PostgreSQL) and the local
 // object store. This file wires the layers together; nothing else does.
 
+/** Where new commits are scanned and indexed: in this process (eager) or by a later `strata index` (deferred). */
+export type Indexing = 'eager' | 'deferred';
+
 export interface InstanceConfig {
   /** SQLite file (relative to the instance) or a postgres:// URL. */
   database: string;
@@ -80,6 +83,13 @@ export class Instance {
   get access(): AccessControl {
     this.accessInstance ??= new AccessControl(this.meta.db);
     return this.accessInstance;
+  }
+
+  private deferred = new Set<string>();
+
+  /** Commits (REPO@ID) this process made and left to a later `strata index` (indexing 'deferred'). */
+  get deferredCommits(): string[] {
+    return [...this.deferred];
   }
 
   /** The first admin and its token, made by `Instance.init` (shown once by `strata init`); undefined on an opened instance. */
@@ -164,7 +174,12 @@ export class Instance {
     return instance;
   }
 
-  static async open(home: string, opts: { database?: string } = {}): Promise<Instance> {
+  /**
+   * `indexing`: 'eager' (default) scans new commits for PII and re-indexes their catalog entries in this
+   * process, and close() waits for it; 'deferred' only records the commits (deferredCommits) for a
+   * background `strata index`, as the CLI does so a put returns as soon as its data is committed.
+   */
+  static async open(home: string, opts: { database?: string; indexing?: Indexing } = {}): Promise<Instance> {
     const dir = resolve(home);
     let config: InstanceConfig;
     try {
@@ -173,10 +188,10 @@ export class Instance {
       throw new NotFoundError(`${dir} is not a Strata instance (no readable ${CONFIG}); run \`strata init\` there first`);
     }
     if (opts.database ?? process.env.STRATA_DATABASE) config = { ...config, database: (opts.database ?? process.env.STRATA_DATABASE)! };
-    return Instance.openWith(dir, config);
+    return Instance.openWith(dir, config, opts.indexing);
   }
 
-  private static async openWith(dir: string, config: InstanceConfig): Promise<Instance> {
+  private static async openWith(dir: string, config: InstanceConfig, indexing: Indexing = 'eager'): Promise<Instance> {
     const target = /^postgres(ql)?:\/\//.test(config.database) ? config.database : resolve(dir, config.database);
     const meta = await openMetaDb(target);
     const objects = new LocalObjectStore(join(dir, 'objects'));
@@ -186,10 +201,15 @@ export class Instance {
     const lineage = new Lineage(meta.db, data);
     const registry = new Registry(meta.db, data, lineage);
     const instance = new Instance(dir, config, meta, objects, data, new PipelineService(meta.db, data), lineage, tracking, registry);
-    // From the start, so a repo's entry follows commits made by this process (the CLI's `put` included).
-    instance.catalog.watch();
-    // Every commit this process makes is scanned for PII; close() waits for the scans.
-    instance.classification.start();
+    if (indexing === 'eager') {
+      // From the start, so a repo's entry follows commits made by this process.
+      instance.catalog.watch();
+      // Every commit this process makes is scanned for PII; close() waits for the scans.
+      instance.classification.start();
+    } else {
+      instance.classification.start({ scanCommits: false });
+      instance.data.onCommit((event) => void instance.deferred.add(`${event.repo}@${event.commit}`));
+    }
     // PII labels (pii:email, ...) are catalog labels: searchable, and filterable with --label pii:email.
     instance.catalog.addLabelSource(async (kind, name) => {
       if (kind === 'deployment') return {};

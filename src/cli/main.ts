@@ -20,6 +20,7 @@ import { parseByteSize } from './byte-size.js';
 import { registerModelCommands } from './model-commands.js';
 import { registerClassifyCommands } from './classify-commands.js';
 import { registerCatalogCommands } from './catalog-commands.js';
+import { cliIndexing, indexInBackground, registerIndexCommand } from './index-command.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { formatBytes, progressBar } from './progress.js';
 import { printJson, printTable } from './output.js';
@@ -76,12 +77,14 @@ function buildProgram(): Command {
   // `home` is set when the instance is opened in this process (no --server).
   const withClient: WithClient = (fn) =>
     async (...args) => {
-      const { client, home } = await openClient(globals());
+      const { client, home, instance } = await openClient(globals());
       localHome = home;
       try {
         await fn(client, ...args);
       } finally {
         await client.close();
+        // Commits made here are scanned and indexed by a detached `strata index` (STRATA_INDEX=wait: already done).
+        if (instance) indexInBackground(instance.home, globals().database, instance.deferredCommits);
       }
     };
   let localHome: string | undefined;
@@ -547,6 +550,7 @@ function buildProgram(): Command {
   registerCatalogCommands(program, withClient);
   registerAuditCommands(program, withClient);
   registerAccessCommands(program, globals);
+  registerIndexCommand(program, globals);
 
   // ---- server ----
   program
@@ -604,19 +608,19 @@ function readSpecFile(file: string): unknown {
   return parseSpecText(text, file);
 }
 
-async function openClient(g: GlobalOptions): Promise<{ client: StrataClient; home?: string }> {
+async function openClient(g: GlobalOptions): Promise<{ client: StrataClient; home?: string; instance?: Instance }> {
   const server = g.server ?? process.env.STRATA_SERVER;
   if (server) {
     const { HttpClient } = await import('../sdk/http-client.js');
     return { client: new HttpClient(server, { token: process.env.STRATA_TOKEN }) };
   }
-  const instance = await Instance.open(findHome(g.home), { database: g.database });
+  const instance = await Instance.open(findHome(g.home), { database: g.database, indexing: cliIndexing() });
   // Authorized and audited like the server's requests (cli/authorized-client.ts).
   const principal = await localPrincipal(instance).catch(async (err) => {
     await instance.close();
     throw err;
   });
-  return { client: authorizedClient(instance, localClient(instance, principal.user), principal), home: instance.home };
+  return { client: authorizedClient(instance, localClient(instance, principal.user), principal), home: instance.home, instance };
 }
 
 /** A reference that must name a branch (put, rm): repo defaults to master; commits and ^/~ are refused. */

@@ -552,12 +552,17 @@ export function commitId(r: CommitRecord): string {
 /** The commit author when none is given: $STRATA_AUTHOR, else the local user name. */
 export function defaultAuthor(): string {
   if (process.env.STRATA_AUTHOR) return process.env.STRATA_AUTHOR;
-  try {
-    return userInfo().username;
-  } catch {
-    return process.env.USER ?? 'unknown';
-  }
+  // Looked up once: os.userInfo() reads the user database on every call (a server asks per request).
+  osUser ??= (() => {
+    try {
+      return userInfo().username;
+    } catch {
+      return process.env.USER ?? 'unknown';
+    }
+  })();
+  return osUser;
 }
+let osUser: string | undefined;
 
 export async function insertIgnore<T extends 'files' | 'trees'>(
   trx: Transaction<Schema>,

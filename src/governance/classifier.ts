@@ -131,9 +131,10 @@ export class Classifier {
   }
 
   /** Scans every commit this process makes from now on, in the background, and audits pipelines' declassifications. */
-  start(): void {
+  start(opts: { scanCommits?: boolean } = {}): void {
     if (this.unsubscribe) return;
-    const stopCommits = this.data.onCommit((event) => this.enqueue(event.repo, event.commit));
+    // scanCommits false: commits are left to be scanned later (`strata index`) or on demand.
+    const stopCommits = opts.scanCommits === false ? () => {} : this.data.onCommit((event) => this.enqueue(event.repo, event.commit));
     const stopPipelines = this.pipelines.onSaved((spec, info) => this.recordDeclassification(spec, info.creator));
     this.unsubscribe = () => (stopCommits(), stopPipelines());
   }

@@ -5,6 +5,10 @@ import { fileURLToPath } from 'node:url';
 
 // Runs the real `strata` command as a child process, as a user would.
 
+// Commands scan and index their commits before they exit (not in a detached `strata index`), so a test sees
+// the results at once and leaves no process behind; test/cli/index.test.ts covers the background default.
+process.env.STRATA_INDEX ??= 'wait';
+
 export const STRATA_BIN = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'), 'bin', 'strata.js');
 
 export interface RunResult {
