@@ -106,3 +106,14 @@ export async function rejectsWith(p: Promise<unknown>, code: string, match?: Reg
     return true;
   });
 }
+
+/** Polls `probe` every 50 ms until it returns something other than undefined; fails naming `what` after `ms`. */
+export async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -3,21 +3,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Instance } from '../../src/instance.js';
-import { tempDir } from '../fixtures.js';
+import { tempDir, until } from '../fixtures.js';
 import { cli } from './run.js';
 
 // The CLI's default: a put returns once its data is committed, and a detached
 // `strata index` scans it for PII and updates the catalog afterwards.
 
-const until = async <T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> => {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-};
 
 describe('strata index', () => {
   it('runs detached after a put (STRATA_INDEX=background) and can be run by hand', async () => {

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readText, tempDir } from '../fixtures.js';
+import { readText, tempDir, until } from '../fixtures.js';
 import { Instance } from '../../src/instance.js';
 import { startServer, type RunningServer } from '../../src/api/server.js';
 
@@ -17,15 +17,6 @@ const git = (cwd: string, ...args: string[]) =>
   }).toString();
 
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('git and cron triggers', () => {
   const dir = tempDir();
@@ -75,7 +66,7 @@ describe('git and cron triggers', () => {
     assert.equal(res.status, 200);
     const body = (await res.json()) as { triggered: { pipeline: string; sha: string; changed: boolean }[] };
     assert.deepEqual(body.triggered, [{ pipeline: 'train', input: 'code', sha: sha2, changed: true }]);
-    await until('the retrained model', async () => ((await readText(instance, 'train@master:/model.txt')).includes('v2') ? true : undefined));
+    await until('the retrained model', 15_000, async () => ((await readText(instance, 'train@master:/model.txt')).includes('v2') ? true : undefined));
     const lineage = await instance.lineage.graph('train@master', 'upstream');
     assert.ok(lineage.nodes.some((n) => n.id === `git:${code}@${sha2}`), 'the git commit is in the lineage');
 
@@ -89,7 +80,7 @@ describe('git and cron triggers', () => {
       input: { cron: { name: 'tick', spec: '@every 1s', overwrite: true } },
       transform: { cmd: ['sh', '-c', 'ls /pfs/tick > /pfs/out/ticks'] },
     });
-    const jobs = await until('two cron jobs', async () => {
+    const jobs = await until('two cron jobs', 15_000, async () => {
       const j = (await instance.pipelines.listJobs({ pipeline: 'ticker' })).filter((x) => x.state === 'success');
       return j.length >= 2 ? j : undefined;
     });

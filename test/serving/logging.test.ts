@@ -9,6 +9,7 @@ import { logisticRegressionModel } from '../../src/onnx/build.js';
 import { PredictionLogger, type PredictionRecord } from '../../src/serving/prediction-log.js';
 import type { ModelVersion } from '../../src/tracking/types.js';
 import { collect, serve, type Served } from '../api/harness.js';
+import { until } from '../fixtures.js';
 
 const W = Float32Array.of(0.5, -0.25, 1, 2);
 const p1 = (x: number[]) => 1 / (1 + Math.exp(-x.reduce((s, v, i) => s + v * W[i]!, 0.1)));
@@ -19,15 +20,6 @@ async function call(method: string, url: string, body?: unknown, headers: Record
   return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as any };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('prediction logging over a server', () => {
   let s: Served;
@@ -71,7 +63,7 @@ describe('prediction logging over a server', () => {
     );
     for (const r of results) assert.equal(r.status, 200, JSON.stringify(r.body));
 
-    const log = await until('30 committed records', async () => {
+    const log = await until('30 committed records', 8000, async () => {
       const l = (await inspect('logged')).serving.logging;
       return l?.committed === 30 ? l : undefined;
     });
@@ -168,7 +160,7 @@ describe('PredictionLogger', () => {
     const logger = new PredictionLogger(fakeData(async (repo, path, text) => void files.push({ repo, path, text })), { flushRecords: 10, flushMs: 60_000 });
     logger.configure('dep', 1);
     for (let i = 0; i < 25; i++) if (logger.sample('dep')) logger.record('dep', rec(i));
-    await until('two batches', async () => (files.length === 2 ? true : undefined));
+    await until('two batches', 8000, async () => (files.length === 2 ? true : undefined));
     await logger.stop();
     assert.deepEqual(
       files.map((f) => f.text.trimEnd().split('\n').length),

@@ -16,7 +16,7 @@ import { startServer, type RunningServer } from '../../src/api/server.js';
 import type { Instance } from '../../src/instance.js';
 import { shellCommand } from '../../src/serving/process-runtime.js';
 import { serve } from '../api/harness.js';
-import { backends } from '../fixtures.js';
+import { backends, until } from '../fixtures.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'oip-model-server.js');
 const COMMAND = `"${process.execPath}" "${SCRIPT}"`;
@@ -58,15 +58,6 @@ const groupAlive = (pid: number) => {
   return false;
 };
 
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function http(method: string, url: string, body?: unknown) {
   const res = await fetch(url, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
