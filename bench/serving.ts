@@ -19,7 +19,7 @@ import { logisticRegressionModel } from '../src/onnx/build.js';
 //   (e) a 20 s load while the alias moves between two versions every 2 s:
 //       non-200 responses + socket errors, target 0
 // Load goes to 127.0.0.1 only; each phase runs <= 10 s except (e) (20 s);
-// the whole run is cut off at 150 s. wrk shares the machine's cores with the
+// the whole run is cut off at 180 s. wrk shares the machine's cores with the
 // server it loads, as any single-machine bench does.
 // Usage: node dist/bench/serving.js [--seconds N (per phase, default 5)]
 
@@ -45,11 +45,11 @@ const cleanup = () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
 };
 const deadline = setTimeout(() => {
-  process.stderr.write('bench/serving: over 150 s, giving up\n');
+  process.stderr.write('bench/serving: over 180 s, giving up\n');
   cleanup();
   rmSync(work, { recursive: true, force: true });
   process.exit(1);
-}, 150_000);
+}, 180_000);
 deadline.unref();
 
 // ---------- wrk ----------
@@ -150,6 +150,16 @@ writeFileSync(bodyFile, body);
 const luaPost = join(work, 'post.lua');
 writeFileSync(luaPost, `local f = io.open("${bodyFile}", "rb")\nwrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\nwrk.headers["Content-Type"] = "application/json"\n`);
 
+// The same request with the tensor as binary data (the binary tensor data extension): JSON header, then 4 KiB of FP32.
+const binaryHeader = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, FEATURES], datatype: 'FP32', parameters: { binary_data_size: FEATURES * 4 } }] }));
+const binaryFile = join(work, 'body.bin');
+writeFileSync(binaryFile, Buffer.concat([binaryHeader, Buffer.from(Float32Array.from(row).buffer)]));
+const luaBinary = join(work, 'binary.lua');
+writeFileSync(
+  luaBinary,
+  `local f = io.open("${binaryFile}", "rb")\nwrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\nwrk.headers["Content-Type"] = "application/octet-stream"\nwrk.headers["Inference-Header-Content-Length"] = "${binaryHeader.length}"\n`,
+);
+
 const say = (s: string) => {
   process.stdout.write(s + '\n');
 };
@@ -214,6 +224,11 @@ try {
   const cHigh = await wrk(infer, HIGH, PHASE_S, luaPost);
   say(`(b) Strata OIP infer @${HIGH}: ${f(cHigh.rps)} req/s, p50 ${cHigh.p50ms.toFixed(3)} ms, p99 ${cHigh.p99ms.toFixed(3)} ms${cHigh.non2xx + cHigh.socketErrors ? `, ${cHigh.non2xx + cHigh.socketErrors} FAILED` : ''}`);
 
+  const binary = await wrk(infer, HIGH, PHASE_S, luaBinary);
+  say(
+    `(b') Strata OIP infer, binary tensor data (${f(binaryHeader.length + FEATURES * 4)} byte body) @${HIGH}: ${f(binary.rps)} req/s, p50 ${binary.p50ms.toFixed(3)} ms, p99 ${binary.p99ms.toFixed(3)} ms${binary.non2xx + binary.socketErrors ? `, ${binary.non2xx + binary.socketErrors} FAILED` : ''}`,
+  );
+
   // (d) batching.
   const batchedInfo = await api('GET', `${url}/api/v1/deployments/lr-batched`);
   const batchedUrl = `${url}/v2/models/lr-batched/infer`;
@@ -222,6 +237,9 @@ try {
   say(
     `(d) batched (max 64 rows, 500 µs; batching ${batchedInfo.serving?.batching?.active ? 'on' : `OFF: ${batchedInfo.serving?.batching?.reason ?? 'unknown'}`}) @${HIGH}: ${f(batched.rps)} req/s, p50 ${batched.p50ms.toFixed(3)} ms, p99 ${batched.p99ms.toFixed(3)} ms${batched.non2xx + batched.socketErrors ? `, ${batched.non2xx + batched.socketErrors} FAILED` : ''}`,
   );
+
+  const batchedBinary = await wrk(batchedUrl, HIGH, PHASE_S, luaBinary);
+  say(`(d') batched, binary tensor data @${HIGH}: ${f(batchedBinary.rps)} req/s, p50 ${batchedBinary.p50ms.toFixed(3)} ms, p99 ${batchedBinary.p99ms.toFixed(3)} ms`);
 
   // (e) hot swap: alias moves 1 -> 2 -> 1 ... every 2 s under load; a probe after each move records the version served.
   const load = wrk(infer, 16, SWAP_S, luaPost);
@@ -245,7 +263,9 @@ try {
   const rows: [string, string, string, boolean][] = [
     ['p50 added over in-process ORT @1', `${added.toFixed(3)} ms (${c1.p50ms.toFixed(3)} - ${ortP50.toFixed(3)})`, '<= 0.5 ms', added <= 0.5],
     [`throughput (b)@${HIGH} / bare node:http (a)`, `${(cHigh.rps / bare.rps).toFixed(2)}x (${f(cHigh.rps)} / ${f(bare.rps)})`, '>= 0.3x', cHigh.rps / bare.rps >= 0.3],
+    [`  same, binary tensor data (b') / (a)`, `${(binary.rps / bare.rps).toFixed(2)}x (${f(binary.rps)} / ${f(bare.rps)})`, '>= 0.3x', binary.rps / bare.rps >= 0.3],
     [`batched / unbatched @${HIGH}`, `${(batched.rps / cHigh.rps).toFixed(2)}x (${f(batched.rps)} / ${f(cHigh.rps)})`, '>= 1.5x', batched.rps / cHigh.rps >= 1.5],
+    [`  same, binary tensor data (d') / (b')`, `${(batchedBinary.rps / binary.rps).toFixed(2)}x (${f(batchedBinary.rps)} / ${f(binary.rps)})`, '>= 1.5x', batchedBinary.rps / binary.rps >= 1.5],
     [`failed requests during ${SWAP_S} s hot swap`, `${swapFailed} of ${f(swap.requests)}`, '0', swapFailed === 0],
   ];
   say('\n' + ['MEASURE'.padEnd(44), 'RESULT'.padEnd(36), 'TARGET'.padEnd(10), 'MET'].join(' '));

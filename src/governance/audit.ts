@@ -160,10 +160,19 @@ export function parseSince(text: string, now = Date.now()): number {
   return ms;
 }
 
+/**
+ * Characters the databases cannot store as given: an unpaired UTF-16 surrogate
+ * (SQLite and PostgreSQL both store U+FFFD instead) and NUL (PostgreSQL refuses
+ * the row). A leaf hashed over the text as given would then never match the
+ * stored row, and one such entry (a target from a request) would make every
+ * later verify fail and stop checkpoints; so they are recorded as U+FFFD.
+ */
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
 function checkField(value: unknown, name: string): string {
   if (typeof value !== 'string' || value === '') throw new InvalidArgumentError(`audit entry ${name} must be a non-empty string`);
   if (value.length > 1000) throw new InvalidArgumentError(`audit entry ${name} is longer than 1000 characters`);
-  return value;
+  return value.replace(UNSTORABLE, '\ufffd');
 }
 
 export class AuditLog {

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { NotFoundError, StrataError } from '../errors.js';
 import type { Schema } from '../meta/schema.js';
 import { findJob } from '../pipelines/service.js';
+import { inputRepos, type PipelineSpec } from '../pipelines/spec.js';
 import { ForbiddenError, type AccessControl, type AuditAppender, type Principal } from './access.js';
 import type { Fields, Lookup, Operation, Target } from './operations.js';
 
@@ -13,6 +14,10 @@ export function lookupIn(db: Kysely<Schema>): Lookup {
   return {
     async jobPipeline(id) {
       return (await findJob(db, id)).pipeline;
+    },
+    async pipelineInputRepos(name) {
+      const row = await db.selectFrom('pipelines').select('spec').where('name', '=', name).executeTakeFirst();
+      return row ? inputRepos(JSON.parse(row.spec) as PipelineSpec).map((i) => i.repo) : [];
     },
   };
 }
@@ -43,12 +48,22 @@ export function outcomeOf(err: unknown): 'denied' | 'error' {
   return err instanceof StrataError && (err.code === 'FORBIDDEN' || err.code === 'UNAUTHENTICATED') ? 'denied' : 'error';
 }
 
-/** Appends one entry; an audit failure is reported on stderr but never changes the answer already given. */
+/** The longest target an audit entry holds (AuditLog.append refuses longer ones). */
+const MAX_TARGET = 1000;
+
+/**
+ * Appends one entry; an audit failure is reported on stderr but never changes the answer already given.
+ * A target too long for an entry (a ref padded with `/./` segments reads the same file) is cut short,
+ * with its full length in the detail, so such a request is still recorded.
+ */
 export async function record(
   audit: AuditAppender | undefined,
   entry: { actor: string; action: string; target: string; outcome: 'ok' | 'denied' | 'error'; client: string; detail?: Record<string, unknown> },
 ): Promise<void> {
   if (!audit) return;
+  if (entry.target.length > MAX_TARGET) {
+    entry = { ...entry, target: `${entry.target.slice(0, MAX_TARGET - 3)}...`, detail: { ...entry.detail, target_length: entry.target.length } };
+  }
   try {
     await audit.append(entry);
   } catch (err) {

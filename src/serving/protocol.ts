@@ -54,7 +54,16 @@ export interface InferRequest {
   inputs: Record<string, HostTensor>;
   /** Requested outputs; all when absent. */
   outputs?: string[];
+  /** Outputs to return as binary tensor data (the binary extension); none when absent. */
+  binaryOutputs?: (name: string) => boolean;
 }
+
+/**
+ * The binary tensor data extension (Triton, KServe): a request or response body is a JSON object of this
+ * header's length in bytes, followed by the tensors whose `parameters.binary_data_size` says how many bytes
+ * they take, in order, as little-endian row-major values (BOOL one byte, BYTES a uint32 length before each).
+ */
+export const BINARY_HEADER = 'inference-header-content-length';
 
 export interface OipTensor {
   name: string;
@@ -102,8 +111,10 @@ export function isOipRequest(body: unknown): boolean {
 }
 
 /** Parses and checks an OIP inference request body against the signature. */
-export function parseInferRequest(body: unknown, signature: ModelSignature): InferRequest {
+/** `binary`: the bytes after the JSON header of a binary-extension request. */
+export function parseInferRequest(body: unknown, signature: ModelSignature, binary?: Buffer): InferRequest {
   if (!isObject(body)) throw new InvalidArgumentError('request body must be a JSON object {"inputs": [{"name", "shape", "datatype", "data"}]}');
+  let offset = 0;
   const { id, parameters, inputs, outputs } = body;
   if (id !== undefined && typeof id !== 'string') throw new InvalidArgumentError('"id" must be a string');
   if (parameters !== undefined && !isObject(parameters)) throw new InvalidArgumentError('"parameters" must be an object');
@@ -121,12 +132,125 @@ export function parseInferRequest(body: unknown, signature: ModelSignature): Inf
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
       throw new InvalidArgumentError(`input "${name}": "shape" must be an array of non-negative integers`);
     }
+    const size = binaryDataSize(input.parameters, `input "${name}"`);
+    if (size !== undefined) {
+      if (input.data !== undefined) throw new InvalidArgumentError(`input "${name}": give "data" or parameters.binary_data_size, not both`);
+      const available = binary ? binary.length - offset : 0;
+      if (size > available) {
+        throw new InvalidArgumentError(
+          `input "${name}": binary_data_size is ${size} but ${available} byte(s) of binary data are left after the JSON header (send the header's length in Inference-Header-Content-Length)`,
+        );
+      }
+      tensors[name] = tensorFromBytes(spec, shape as number[], binary!.subarray(offset, offset + size));
+      offset += size;
+      continue;
+    }
     if (input.data === undefined) throw new InvalidArgumentError(`input "${name}": "data" is missing`);
     const values = Array.isArray(input.data) ? flatten(input.data, name) : [input.data];
     tensors[name] = toTensor(spec, shape as number[], values);
   }
+  if (binary && offset !== binary.length) {
+    throw new InvalidArgumentError(`${binary.length - offset} byte(s) after the JSON header belong to no input (each binary input says its size in parameters.binary_data_size)`);
+  }
   missingInputs(signature, tensors);
-  return { id, parameters, inputs: tensors, outputs: outputSelection(outputs, signature) };
+  return { id, parameters, inputs: tensors, outputs: outputSelection(outputs, signature), binaryOutputs: binarySelection(parameters, outputs) };
+}
+
+function binaryDataSize(parameters: unknown, what: string): number | undefined {
+  if (!isObject(parameters) || parameters.binary_data_size === undefined) return undefined;
+  const size = parameters.binary_data_size;
+  if (!Number.isSafeInteger(size) || (size as number) < 0) throw new InvalidArgumentError(`${what}: parameters.binary_data_size must be a whole number of bytes`);
+  return size as number;
+}
+
+/** Which outputs go back as binary: `binary_data` on an output, else the request's `binary_data_output`. */
+function binarySelection(parameters: unknown, outputs: unknown): ((name: string) => boolean) | undefined {
+  const all = isObject(parameters) && parameters.binary_data_output === true;
+  const each = new Map<string, boolean>();
+  if (Array.isArray(outputs)) {
+    for (const o of outputs) {
+      if (isObject(o) && typeof o.name === 'string' && isObject(o.parameters) && typeof o.parameters.binary_data === 'boolean') each.set(o.name, o.parameters.binary_data);
+    }
+  }
+  if (!all && ![...each.values()].some(Boolean)) return undefined;
+  return (name) => each.get(name) ?? all;
+}
+
+const BYTE_SIZES: Partial<Record<ElementType, number>> = {
+  bool: 1,
+  uint8: 1,
+  int8: 1,
+  uint16: 2,
+  int16: 2,
+  float16: 2,
+  uint32: 4,
+  int32: 4,
+  float32: 4,
+  uint64: 8,
+  int64: 8,
+  float64: 8,
+};
+
+/** A host tensor from the binary extension's little-endian bytes, checked against the shape. */
+function tensorFromBytes(spec: TensorSpec, shape: number[], bytes: Buffer): HostTensor {
+  const name = spec.name;
+  const { type, size } = checkedShape(spec, shape);
+  if (type === 'string') {
+    const values: string[] = [];
+    let at = 0;
+    while (at < bytes.length) {
+      if (at + 4 > bytes.length) throw new InvalidArgumentError(`input "${name}": BYTES element ${values.length} has a truncated 4-byte length`);
+      const length = bytes.readUInt32LE(at);
+      if (at + 4 + length > bytes.length) throw new InvalidArgumentError(`input "${name}": BYTES element ${values.length} says ${length} bytes but fewer follow`);
+      values.push(bytes.toString('utf8', at + 4, at + 4 + length));
+      at += 4 + length;
+    }
+    if (values.length !== size) throw new InvalidArgumentError(`input "${name}": shape [${shape.join(', ')}] needs ${size} values but the binary data holds ${values.length}`);
+    return { type, dims: shape, data: values };
+  }
+  const width = BYTE_SIZES[type]!;
+  if (bytes.length !== size * width) {
+    throw new InvalidArgumentError(`input "${name}": shape [${shape.join(', ')}] of ${spec.datatype} needs ${size * width} bytes, binary_data_size is ${bytes.length}`);
+  }
+  const data = allocate(type, size) as Exclude<TensorData, string[]>;
+  // A copy: the typed array needs its own aligned buffer; the request's bytes are little-endian like this host.
+  new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(bytes);
+  if (type === 'bool') for (let i = 0; i < size; i++) if (data[i]! > 1) throw new InvalidArgumentError(`input "${name}": BOOL element ${i} is ${data[i]}, not 0 or 1`);
+  return { type, dims: shape, data };
+}
+
+/** A tensor's values as the binary extension's bytes. */
+export function tensorBytes(t: HostTensor): Buffer {
+  if (Array.isArray(t.data)) {
+    const parts: Buffer[] = [];
+    for (const v of t.data) {
+      const text = Buffer.from(String(v), 'utf8');
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(text.length);
+      parts.push(length, text);
+    }
+    return Buffer.concat(parts);
+  }
+  const data = t.data as Exclude<TensorData, string[]>;
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * The response body with the outputs `binary` selects as binary tensor data after the JSON: the body and
+ * the JSON's length (for Inference-Header-Content-Length). Undefined when no output is binary.
+ */
+export function binaryResponse(response: InferResponse, tensors: Record<string, HostTensor>, binary: (name: string) => boolean): { body: Buffer; headerLength: number } | undefined {
+  const parts: Buffer[] = [];
+  const outputs = response.outputs.map((o) => {
+    if (!binary(o.name) || !tensors[o.name]) return o;
+    const bytes = tensorBytes(tensors[o.name]!);
+    parts.push(bytes);
+    const { data: _data, ...rest } = o;
+    return { ...rest, parameters: { ...o.parameters, binary_data_size: bytes.length } };
+  });
+  if (parts.length === 0) return undefined;
+  const header = Buffer.from(JSON.stringify({ ...response, outputs }), 'utf8');
+  return { body: Buffer.concat([header, ...parts]), headerLength: header.length };
 }
 
 /** Parses the convenience body {"inputs": {name: nested array}}: shapes from the nesting, datatypes from the signature. */
@@ -204,8 +328,18 @@ function shapeOf(value: unknown, name: string): number[] {
 /** A host tensor of `spec`'s datatype from flat JSON values, checked against its shape. */
 export function toTensor(spec: TensorSpec, shape: number[], values: unknown[]): HostTensor {
   const name = spec.name;
+  const { type, size } = checkedShape(spec, shape);
+  if (values.length !== size) {
+    throw new InvalidArgumentError(`input "${name}": shape [${shape.join(', ')}] needs ${size} values but data has ${values.length}`);
+  }
+  return { type, dims: shape, data: fill(type, values, name) };
+}
+
+/** The element type of `spec` and the element count of `shape`, once the shape fits the model's. */
+function checkedShape(spec: TensorSpec, shape: number[]): { type: ElementType; size: number } {
+  const name = spec.name;
   const type = elementTypeOf(spec.datatype);
-  if (!type) throw new InvalidArgumentError(`input "${name}" has datatype ${spec.datatype}, which this server cannot carry over JSON`);
+  if (!type) throw new InvalidArgumentError(`input "${name}" has datatype ${spec.datatype}, which this server cannot carry`);
   if (!spec.unknownRank) {
     const expected = spec.shape;
     const bad = shape.length !== expected.length || expected.some((d, i) => typeof d === 'number' && d !== shape[i]);
@@ -215,11 +349,7 @@ export function toTensor(spec: TensorSpec, shape: number[], values: unknown[]): 
       );
     }
   }
-  const size = shape.reduce((a, b) => a * b, 1);
-  if (values.length !== size) {
-    throw new InvalidArgumentError(`input "${name}": shape [${shape.join(', ')}] needs ${size} values but data has ${values.length}`);
-  }
-  return { type, dims: shape, data: fill(type, values, name) };
+  return { type, size: shape.reduce((a, b) => a * b, 1) };
 }
 
 export function allocate(type: ElementType, size: number): TensorData {

@@ -47,7 +47,7 @@ describe('model serving over the Open Inference Protocol', () => {
   const request = (extra: Record<string, unknown> = {}) => ({ inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data: x }], ...extra });
 
   it('serves server and model metadata, liveness and readiness', async () => {
-    assert.deepEqual(await (await fetch(`${s.url}/v2`)).json(), { name: 'strata', version: (await (await fetch(`${s.url}/v2`)).json() as any).version, extensions: [] });
+    assert.deepEqual(await (await fetch(`${s.url}/v2`)).json(), { name: 'strata', version: (await (await fetch(`${s.url}/v2`)).json() as any).version, extensions: ['binary_tensor_data'] });
     assert.equal((await fetch(`${s.url}/v2/health/live`)).status, 200);
     assert.equal((await fetch(`${s.url}/v2/health/ready`)).status, 200);
     assert.equal((await fetch(`${s.url}/v2/models/spam-prod/ready`)).status, 200);
@@ -90,6 +90,82 @@ describe('model serving over the Open Inference Protocol', () => {
     const res = await post(`${s.url}/v2/models/spam-prod/versions/1/infer`, request({ outputs: [{ name: 'label' }] }));
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.deepEqual(res.body.outputs.map((o: any) => o.name), ['label']);
+  });
+
+  /** A binary tensor data extension body: the JSON header, then the tensors' bytes. */
+  const binaryBody = (header: unknown, ...tensors: Uint8Array[]) => {
+    const json = Buffer.from(JSON.stringify(header));
+    return { body: Buffer.concat([json, ...tensors]), headerLength: json.length };
+  };
+  const postBinary = async (url: string, body: Buffer, headerLength: number | string, contentType?: string) => {
+    const headers: Record<string, string> = { 'inference-header-content-length': String(headerLength), ...(contentType ? { 'content-type': contentType } : {}) };
+    const res = await fetch(url, { method: 'POST', headers, body: new Uint8Array(body) });
+    return { status: res.status, headers: res.headers, bytes: Buffer.from(await res.arrayBuffer()) };
+  };
+  const bytesOf = (a: Float32Array | BigInt64Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+  it('takes and returns tensors as binary data (the binary tensor data extension)', async () => {
+    const input = Float32Array.from(x.flat());
+    const expected = x.flatMap((row) => [1 - p1(W1, 0.1, row), p1(W1, 0.1, row)]);
+    const header = { id: 'bin-1', inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', parameters: { binary_data_size: 32 } }] };
+    // Binary in, JSON out; with application/octet-stream or no content type at all.
+    for (const type of ['application/octet-stream', undefined]) {
+      const { body, headerLength } = binaryBody(header, bytesOf(input));
+      const res = await postBinary(`${s.url}/v2/models/spam-prod/infer`, body, headerLength, type);
+      assert.equal(res.status, 200, res.bytes.toString());
+      assert.equal(res.headers.get('inference-header-content-length'), null);
+      const json = JSON.parse(res.bytes.toString());
+      assert.equal(json.id, 'bin-1');
+      json.outputs.find((o: any) => o.name === 'probabilities').data.forEach((v: number, i: number) => assert.ok(Math.abs(v - expected[i]!) < 1e-5));
+    }
+    // Binary out too: every output (binary_data_output), or one (binary_data on it).
+    const all = binaryBody({ ...header, parameters: { binary_data_output: true } }, bytesOf(input));
+    const res = await postBinary(`${s.url}/v2/models/spam-prod/infer`, all.body, all.headerLength, 'application/octet-stream');
+    assert.equal(res.status, 200, res.bytes.toString());
+    assert.equal(res.headers.get('content-type'), 'application/octet-stream');
+    const length = Number(res.headers.get('inference-header-content-length'));
+    const json = JSON.parse(res.bytes.subarray(0, length).toString());
+    assert.equal(json.model_version, '1');
+    const described = json.outputs.map((o: any) => [o.name, o.datatype, o.shape, o.parameters.binary_data_size, o.data]);
+    assert.deepEqual(described.sort(), [
+      ['label', 'INT64', [2], 16, undefined],
+      ['probabilities', 'FP32', [2, 2], 16, undefined],
+    ]);
+    let at = length;
+    for (const o of json.outputs) {
+      const bytes = res.bytes.subarray(at, at + o.parameters.binary_data_size);
+      at += o.parameters.binary_data_size;
+      if (o.name === 'label') {
+        assert.deepEqual([...new BigInt64Array(Uint8Array.from(bytes).buffer)].map(Number), x.map((row) => (p1(W1, 0.1, row) > 0.5 ? 1 : 0)));
+      } else {
+        [...new Float32Array(Uint8Array.from(bytes).buffer)].forEach((v, i) => assert.ok(Math.abs(v - expected[i]!) < 1e-5));
+      }
+    }
+    assert.equal(at, res.bytes.length);
+    const one = binaryBody({ ...header, outputs: [{ name: 'label', parameters: { binary_data: true } }, { name: 'probabilities' }] }, bytesOf(input));
+    const mixed = await postBinary(`${s.url}/v2/models/spam-prod/infer`, one.body, one.headerLength);
+    const mixedJson = JSON.parse(mixed.bytes.subarray(0, Number(mixed.headers.get('inference-header-content-length'))).toString());
+    assert.equal(mixedJson.outputs.find((o: any) => o.name === 'label').parameters.binary_data_size, 16);
+    assert.equal(mixedJson.outputs.find((o: any) => o.name === 'probabilities').data.length, 4);
+  });
+
+  it('rejects binary requests whose sizes do not add up, naming the input', async () => {
+    const input = bytesOf(Float32Array.from(x.flat()));
+    const tensor = (size: number, extra: Record<string, unknown> = {}) => ({ inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', ...extra, parameters: { binary_data_size: size } }] });
+    const cases: [{ body: Buffer; headerLength: number }, RegExp, (number | string)?][] = [
+      [binaryBody(tensor(28), input.subarray(0, 28)), /needs 32 bytes, binary_data_size is 28/],
+      [binaryBody(tensor(64), input), /binary_data_size is 64 but 32 byte\(s\) of binary data are left/],
+      [binaryBody(tensor(32), input, input), /32 byte\(s\) after the JSON header belong to no input/],
+      [binaryBody(tensor(32, { data: x }), input), /give "data" or parameters.binary_data_size, not both/],
+      [binaryBody(tensor(-1), input), /binary_data_size must be a whole number of bytes/],
+      [binaryBody(tensor(32), input), /Inference-Header-Content-Length "ten"/, 'ten'],
+      [binaryBody(tensor(32), input), /at most the body's/, 10_000],
+    ];
+    for (const [{ body, headerLength }, message, length] of cases) {
+      const res = await postBinary(`${s.url}/v2/models/spam-prod/infer`, body, length ?? headerLength);
+      assert.equal(res.status, 400, res.bytes.toString());
+      assert.match(JSON.parse(res.bytes.toString()).error, message);
+    }
   });
 
   it('answers the plain JSON predict endpoint with nested outputs and lineage', async () => {

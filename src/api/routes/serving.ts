@@ -1,9 +1,9 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { defaultAuthor } from '../../data/service.js';
-import { NotFoundError } from '../../errors.js';
+import { InvalidArgumentError, NotFoundError } from '../../errors.js';
 import type { RuntimeChanges } from '../../serving/deployments.js';
 import { lineageOf, oipResponse, predictResponse, type InferResult, type ServingManager } from '../../serving/manager.js';
-import { modelMetadata, parseInferRequest, parseSimpleRequest } from '../../serving/protocol.js';
+import { BINARY_HEADER, binaryResponse, modelMetadata, parseInferRequest, parseSimpleRequest } from '../../serving/protocol.js';
 import { errorBody, type ErrorContext } from '../errors.js';
 import { errorResponses, noContent } from '../schemas.js';
 import { VERSION } from '../version.js';
@@ -21,6 +21,12 @@ const runtimeProperties = {
   ready_timeout_s: { type: 'number', description: 'process runtime: seconds to wait for GET /v2/health/ready (default 60)' },
 } as const;
 const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } as const;
+
+/** An inference request body: its JSON, and the tensor bytes after it (binary tensor data extension). */
+interface OipBody {
+  json: unknown;
+  binary?: Buffer;
+}
 
 interface ModelParams {
   name: string;
@@ -72,6 +78,31 @@ const oipRoutes: FastifyPluginAsync<{ serving: ServingManager; errors: ErrorCont
     const { status, body } = errorBody(err, { ...errors, req });
     return reply.code(status).type('application/json').send({ error: body.error.message });
   });
+  // Bodies are JSON, or the binary tensor data extension: a JSON header of Inference-Header-Content-Length
+  // bytes, then raw tensors (any content type; clients send application/octet-stream or none).
+  const secureJson = app.getDefaultJsonParser('error', 'error');
+  const parseJson = (text: string, done: (err: Error | null, value?: unknown) => void) =>
+    secureJson({} as FastifyRequest, text, (err, value) => {
+      if (!err) return done(null, value);
+      let detail = ' (or it has a forbidden __proto__ or constructor.prototype key)';
+      try {
+        JSON.parse(text);
+      } catch (parseError) {
+        detail = `: ${(parseError as Error).message}`;
+      }
+      done(new InvalidArgumentError(`request body is not valid JSON${detail}`));
+    });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    const bytes = body as Buffer;
+    const header = req.headers[BINARY_HEADER];
+    if (header === undefined) return parseJson(bytes.toString('utf8'), (err, json) => done(err, err ? undefined : ({ json } satisfies OipBody)));
+    const length = Number(header);
+    if (!/^\d+$/.test(String(header)) || length > bytes.length) {
+      return done(new InvalidArgumentError(`Inference-Header-Content-Length "${String(header)}" must be the byte length of the JSON header, at most the body's ${bytes.length} bytes`));
+    }
+    parseJson(bytes.toString('utf8', 0, length), (err, json) => done(err, err ? undefined : ({ json, binary: bytes.subarray(length) } satisfies OipBody)));
+  });
   const tags = ['inference (Open Inference Protocol v2)'];
 
   app.get('/v2/health/live', { schema: { summary: 'Liveness', tags } }, async () => ({ live: true }));
@@ -79,7 +110,7 @@ const oipRoutes: FastifyPluginAsync<{ serving: ServingManager; errors: ErrorCont
     const ready = serving.ready();
     return reply.code(ready ? 200 : 503).send({ ready });
   });
-  app.get('/v2', { schema: { summary: 'Server metadata', tags } }, async () => ({ name: 'strata', version: VERSION, extensions: [] }));
+  app.get('/v2', { schema: { summary: 'Server metadata', tags } }, async () => ({ name: 'strata', version: VERSION, extensions: ['binary_tensor_data'] }));
 
   const metadata = async (params: ModelParams) =>
     serving.use(params.name, versionOf(params), async (served) =>
@@ -107,9 +138,13 @@ const oipRoutes: FastifyPluginAsync<{ serving: ServingManager; errors: ErrorCont
 
   const infer = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
     const start = performance.now();
-    const { params, body } = req;
-    const result = await serving.infer(params.name, versionOf(params), (signature) => parseInferRequest(body, signature), { key: requestKey(req, body), start });
-    return oipResponse(params.name, withLineage(reply, result));
+    const { params } = req;
+    const { json, binary } = (req.body ?? { json: undefined }) as OipBody;
+    const result = await serving.infer(params.name, versionOf(params), (signature) => parseInferRequest(json, signature, binary), { key: requestKey(req, json), start });
+    const response = oipResponse(params.name, withLineage(reply, result));
+    const binaryOut = result.request.binaryOutputs && binaryResponse(response, result.outputs, result.request.binaryOutputs);
+    if (!binaryOut) return response;
+    return reply.header('inference-header-content-length', binaryOut.headerLength).type('application/octet-stream').send(binaryOut.body);
   };
   const inferSchema = { summary: 'Inference: {"inputs": [{"name", "shape", "datatype", "data"}], "outputs"?, "parameters"?, "id"?}', tags };
   app.post<{ Params: ModelParams }>('/v2/models/:name/infer', { schema: inferSchema }, async (req, reply) => infer(req, reply));
