@@ -108,13 +108,15 @@ export class Instance {
     this.classificationInstance ??= new Classifier(this.meta.db, this.data, this.pipelines, this.registry, {
       ...classifierOptionsFromEnv(),
       audit: () => this.audit,
-      // A repo whose PII labels changed changes the catalog's labels downstream of it too.
-      onClassified: async (repo) => {
-        const { labels } = await this.classification.labels('repo', repo);
-        await this.catalogInstance?.labelsChanged('repo', repo, 'pii:', labels);
-      },
+      onClassified: (repo) => this.piiLabelsMayHaveChanged(repo),
     });
     return this.classificationInstance;
+  }
+
+  /** After a scan of `repo`: a repo whose PII labels changed changes the catalog's labels downstream of it too. */
+  async piiLabelsMayHaveChanged(repo: string): Promise<void> {
+    const { labels } = await this.classification.labels('repo', repo);
+    await this.catalog.labelsChanged('repo', repo, 'pii:', labels);
   }
 
   /** Deployments and the models they serve; made on first use. The server starts it; the local client loads models on demand. */

@@ -53,6 +53,7 @@ export function registerIndexCommand(program: Command, globals: () => Globals): 
         const commits: { ref: string; files: number; labels: string[] }[] = [];
         for (const ref of targets) {
           const result = await instance.classification.classify(ref);
+          await instance.piiLabelsMayHaveChanged(result.repo);
           commits.push({ ref: `${result.repo}@${result.commit}`, files: result.files.length, labels: result.labels });
         }
         const updated = await instance.catalog.sync();

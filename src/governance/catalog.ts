@@ -100,7 +100,8 @@ const SOURCES: Record<CatalogKind, string> = {
            coalesce(b.head, '') || '|' || r.created_at || '|' || r.description || '|' || r.owner || '|' || r.labels as fp
          from repos r left join branches b on b.repo = r.name and b.name = '${DEFAULT_BRANCH}'`,
   pipeline: `select p.name as name, p.spec as spec, p.creator as creator, p.spec_hash || '|' || p.creator as fp from pipelines p`,
-  model: `select m.name as name, m.description as description, m.tags as tags, m.description || '|' || m.tags as fp from registered_models m`,
+  // last_version: a new version can bring new labels (its training data's PII).
+  model: `select m.name as name, m.description as description, m.tags as tags, m.description || '|' || m.tags || '|' || m.last_version as fp from registered_models m`,
   deployment: `select d.name as name, d.model as model, d.target as target, d.creator as creator,
                  d.model || '|' || d.target || '|' || d.creator as fp from deployments d`,
 };

@@ -39,6 +39,7 @@ describe('strata index', () => {
     const all = wait.json('index');
     assert.deepEqual(all.commits, [{ ref: `people@${put.commit}`, files: 1, labels: ['pii:email'] }]);
     assert.match(wait.ok('index', 'people@master').stdout, /people@[0-9a-f]{12}: 1 file\(s\), pii:email/);
+    assert.deepEqual(wait.json('catalog', 'search', '--label', 'pii:email').map((h: { name: string }) => h.name), ['people']);
     cli({ STRATA_HOME: home, STRATA_SERVER: '', STRATA_INDEX: 'later' }).fails(2, ['ls', 'people'], /STRATA_INDEX must be "background" \(default\) or "wait"/);
     cli({ STRATA_HOME: home, STRATA_SERVER: 'http://127.0.0.1:9' }).fails(2, ['index'], /works on a local instance/);
     wait.fails(2, ['index', 'nosuchrepo@master'], /not found/);

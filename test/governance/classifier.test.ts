@@ -165,6 +165,11 @@ for (const backend of await backends()) {
       assert.ok(labels.inherited.some((i) => i.from === 'raw'), 'upstream of the source repo too');
       assert.deepEqual(labels.declassified.map((d) => d.label), ['pii:credit_card', 'pii:email']);
       assert.deepEqual((await instance.classification.labels('model', `churn@${v.version}`)).labels, ['pii:phone']);
+      // In the catalog too: a model indexed before its first version gets the labels once a version lands.
+      await instance.registry.createModel('churn-next');
+      assert.equal((await instance.catalog.inspect('model', 'churn-next')).labels['pii:phone'], undefined);
+      await instance.registry.registerVersion('churn-next', { from: 'features@master:/model.bin', user: 'ana' });
+      assert.deepEqual((await instance.catalog.search('', { kind: 'model', labels: ['pii:phone'] })).map((h) => h.name).sort(), ['churn', 'churn-next']);
       await rejectsWith(instance.classification.labels('model', 'nope'), 'NOT_FOUND');
       await rejectsWith(instance.classification.labels('repo', 'nope'), 'NOT_FOUND');
       await rejectsWith(instance.classification.labels('pipeline', 'raw'), 'NOT_FOUND', /pipeline "raw"/);
