@@ -66,6 +66,7 @@ const IDENTITY: Record<string, { in: 'query' | 'body'; field: string }> = {
   'model.alias.set': { in: 'body', field: 'actor' },
   'model.alias.delete': { in: 'query', field: 'actor' },
   'run.create': { in: 'body', field: 'user_id' },
+  'mlflow.runs.create': { in: 'body', field: 'user_id' },
   'classification.detector.create': { in: 'body', field: 'creator' },
 };
 
@@ -75,6 +76,11 @@ function stampIdentity(req: FastifyRequest, action: string, user: string): void 
   const holder = where.in === 'query' ? req.query : req.body;
   if (holder && typeof holder === 'object') (holder as Record<string, unknown>)[where.field] = user;
   else if (where.in === 'body') req.body = { [where.field]: user };
+  // MLflow clients also send the user as the run tag mlflow.user, which MLflow's UI shows as the run's user.
+  const tags = (req.body as { tags?: unknown } | undefined)?.tags;
+  if (action === 'mlflow.runs.create' && Array.isArray(tags)) {
+    for (const tag of tags) if (tag && typeof tag === 'object' && (tag as { key?: unknown }).key === 'mlflow.user') (tag as { value?: unknown }).value = user;
+  }
 }
 
 export function installAuth(app: FastifyInstance, instance: Instance, opts: AuthOptions = {}): void {

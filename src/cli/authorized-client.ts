@@ -13,10 +13,18 @@ import type { StrataClient } from '../sdk/client.js';
 // runs the CLI, who owns the instance's files (database, objects) and could
 // read or change them directly anyway, so is treated as the instance's admin.
 
-/** The principal of this process: STRATA_TOKEN's user, else the instance owner. */
+/**
+ * The principal of this process: STRATA_TOKEN's user, else the instance owner. A refused token is
+ * audited as `anonymous` (action auth.denied), as the server records requests with a bad token.
+ */
 export async function localPrincipal(instance: Instance, token = process.env.STRATA_TOKEN): Promise<Principal> {
-  if (token) return instance.access.authenticate(token);
-  return { user: defaultAuthor(), owner: true };
+  if (!token) return { user: defaultAuthor(), owner: true };
+  try {
+    return await instance.access.authenticate(token);
+  } catch (err) {
+    await record(auditOf(instance), { actor: 'anonymous', action: 'auth.denied', target: 'instance', outcome: outcomeOf(err), client: 'local', detail: errorDetail(err) });
+    throw err;
+  }
 }
 
 /** Identity arguments a token user cannot set to someone else (the local client defaults them to the OS user). */

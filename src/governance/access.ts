@@ -75,8 +75,14 @@ const TOKEN = /^st_([A-Za-z0-9_-]{16})_([A-Za-z0-9_-]{43})$/;
 const HOW_TO_GET_ONE = 'set STRATA_TOKEN to a valid token (an admin creates one with `strata token create --user NAME`)';
 
 function iso(ms: number | null): string | null {
-  return ms === null || ms === undefined ? null : new Date(Number(ms)).toISOString();
+  if (ms === null || ms === undefined) return null;
+  // A time past what Date can hold (an expiry stored before createToken refused them) is as good as never.
+  const d = new Date(Number(ms));
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
 }
+
+/** The longest token lifetime: 100 years (beyond it, expiry times stop being representable and mean "never" anyway). */
+const MAX_EXPIRY_MS = 100 * 365 * 86_400_000;
 
 // Tokens carry 256 bits of randomness, so a single SHA-256 is enough to store
 // them: there is nothing to brute-force, which is what a slow KDF (bcrypt,
@@ -171,6 +177,10 @@ export class AccessControl {
   async createToken(user: string, opts: { name?: string; expiresInMs?: number } = {}): Promise<TokenInfo & { token: string }> {
     await this.inspectUser(user);
     if (opts.expiresInMs !== undefined && !(opts.expiresInMs > 0)) throw new InvalidArgumentError('token expiry must be a positive duration (e.g. 30d)');
+    // A lifetime past what a date can hold would store an expiry no listing can show (and so no token could be revoked).
+    if (opts.expiresInMs !== undefined && opts.expiresInMs > MAX_EXPIRY_MS) {
+      throw new InvalidArgumentError('token expiry is too far away: at most 100 years (36500d); omit --expires for a token that does not expire');
+    }
     const id = randomBytes(12).toString('base64url');
     const secret = randomBytes(32).toString('base64url');
     const now = Date.now();

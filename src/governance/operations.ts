@@ -35,9 +35,11 @@ export interface Target {
   needs: Need[];
 }
 
-/** Lookups a target may need (a job's pipeline). */
+/** Lookups a target may need (a job's pipeline, the repos an existing pipeline reads). */
 export interface Lookup {
   jobPipeline(id: string): Promise<string>;
+  /** The input repos of the pipeline's current spec ([] when there is no such pipeline). */
+  pipelineInputRepos(name: string): Promise<string[]>;
 }
 
 export interface Operation {
@@ -113,6 +115,18 @@ const onEntity = (level: Level) => (f: Fields): Target => {
   return { target: `${kind}:${full}`, needs: [{ level, resource: `${kind}:${n}` as Resource }] };
 };
 
+/**
+ * What a deployment change needs besides write: read on every model it serves, and admin on the instance
+ * for a process runtime `command`, which the server runs with the shell, unsandboxed, as its own OS user
+ * (so it could read the instance's database and audit key): setting one is running code on the host.
+ */
+function deploymentNeeds(f: Fields): Need[] {
+  const models = ['model', 'canary', 'shadow'].map((k) => optStr(f, k)).filter((m): m is string => m !== undefined);
+  const needs = models.map((m): Need => ({ level: 'read', resource: modelOf(m) }));
+  if (f.command !== undefined && f.command !== null) needs.push({ level: 'admin', resource: '*' });
+  return needs;
+}
+
 /** The model a deployment target names: MODEL@ALIAS, MODEL@VERSION (canary: MODEL@VERSION=PERCENT). */
 function modelOf(text: string): Resource {
   const at = text.indexOf('@');
@@ -132,8 +146,10 @@ const OPERATION_LIST: Operation[] = [
   op('branch.create', 'write', (f) => {
     const t = onRepo('write')(f);
     const from = optStr(f, 'from');
-    // Branching from another repo's commit would copy its data: it needs read there.
-    return { target: `${t.target}@${name(f, 'name', 'branch name')}`, needs: [...t.needs, ...(from ? onRef('read', 'from')(f).needs : [])] };
+    // A bare `from` (master, a commit id) is a branch or commit of this repo, as DataService.createBranch
+    // reads it, not a repo name. A full ref into another repo would copy its data: it needs read there.
+    const ref = from !== undefined && (from.includes('@') || from.includes(':'));
+    return { target: `${t.target}@${name(f, 'name', 'branch name')}`, needs: [...t.needs, ...(ref ? onRef('read', 'from')(f).needs : [])] };
   }),
   op('branch.list', 'read', onRepo('read')),
   op('branch.delete', 'write', onRepo('write')),
@@ -150,14 +166,21 @@ const OPERATION_LIST: Operation[] = [
   op('lineage.read', 'read', onRef('read', 'ref')),
 
   // ---- pipelines ----
-  op('pipeline.create', 'write', (f) => {
+  op('pipeline.create', 'write', async (f, lookup) => {
     // Validated here only to find the inputs; the service validates again and reports errors in full.
     const spec = validateSpec(f.spec);
     const pipeline = spec.pipeline.name;
     const update = f.update === true || f.update === 'true';
     // A new pipeline creates its output repo (write on the instance); updating needs write on the pipeline.
     const needs: Need[] = [{ level: 'write', resource: update ? `pipeline:${pipeline}` : '*' }];
-    for (const input of inputRepos(spec)) if (input.kind === 'pfs') needs.push({ level: 'read', resource: `repo:${input.repo}` });
+    // Cron and git inputs commit into their repo (a cron with overwrite replaces its content), the pipeline
+    // reads it, and deleting the pipeline deletes it; a cron may name any repo (cron.repo). So a cron or git
+    // input repo the pipeline does not have yet needs write there.
+    const own = update ? await lookup.pipelineInputRepos(pipeline) : [];
+    for (const input of inputRepos(spec)) {
+      if (input.kind === 'pfs') needs.push({ level: 'read', resource: `repo:${input.repo}` });
+      else if (!own.includes(input.repo)) needs.push({ level: 'write', resource: `repo:${input.repo}` });
+    }
     return { target: `pipeline:${pipeline}`, needs };
   }),
   op('pipeline.list', 'member', nothing('pipelines')),
@@ -220,16 +243,15 @@ const OPERATION_LIST: Operation[] = [
   op('deployment.ready', 'read', onKind('deployment', 'read'), false),
   op('deployment.infer', 'read', onKind('deployment', 'read'), false),
   op('deployment.predict', 'read', onKind('deployment', 'read'), false),
-  op('deployment.create', 'write', (f) => {
-    const models = ['model', 'canary', 'shadow'].map((k) => optStr(f, k)).filter((m): m is string => m !== undefined);
-    return { target: `deployment:${name(f, 'name', 'deployment name')}`, needs: [{ level: 'write', resource: '*' }, ...models.map((m): Need => ({ level: 'read', resource: modelOf(m) }))] };
-  }),
+  op('deployment.create', 'write', (f) => ({
+    target: `deployment:${name(f, 'name', 'deployment name')}`,
+    needs: [{ level: 'write', resource: '*' }, ...deploymentNeeds(f)],
+  })),
   op('deployment.list', 'member', nothing('deployments')),
   op('deployment.inspect', 'read', onKind('deployment', 'read')),
   op('deployment.update', 'write', (f) => {
     const t = onKind('deployment', 'write')(f);
-    const models = ['model', 'canary', 'shadow'].map((k) => optStr(f, k)).filter((m): m is string => m !== undefined);
-    return { target: t.target, needs: [...t.needs, ...models.map((m): Need => ({ level: 'read', resource: modelOf(m) }))] };
+    return { target: t.target, needs: [...t.needs, ...deploymentNeeds(f)] };
   }),
   op('deployment.delete', 'write', onKind('deployment', 'write')),
 
@@ -376,6 +398,22 @@ const MLFLOW_CATCH_ALL = /^\/(?:ajax-)?api\/2\.0\/(mlflow|mlflow-artifacts)\/\*$
 /** MLflow verbs that only read, whatever the HTTP method (search is a POST). */
 const MLFLOW_READS = new Set(['get', 'get-by-name', 'search', 'get-history', 'list', 'get-download-uri', 'get-latest-versions']);
 
+/** URI schemes a CreateModelVersion source may have that are not Strata data refs (the handler refuses them). */
+const OTHER_SCHEMES = new Set(['file', 'models', 'dbfs', 's3', 'gs', 'wasbs', 'abfss', 'hdfs', 'http', 'https', 'ftp', 'sftp']);
+
+/**
+ * What registering an MLflow CreateModelVersion `source` reads: a data ref REPO[@REF]:/path needs read on
+ * that repo; runs:/ and mlflow-artifacts:/ name a run's output commit, and runs are instance-wide, so they
+ * need read on the instance. Other URIs are refused by the handler and read nothing.
+ */
+function mlflowSourceNeeds(source: string | undefined): Need[] {
+  if (source === undefined) return [];
+  if (source.startsWith('runs:') || source.startsWith('mlflow-artifacts:')) return [{ level: 'read', resource: '*' }];
+  const scheme = /^([A-Za-z][\w+.-]*):/.exec(source);
+  if (scheme && (source.slice(scheme[0].length).startsWith('//') || OTHER_SCHEMES.has(scheme[1]!.toLowerCase()))) return [];
+  return [{ level: 'read', resource: `repo:${parseRef(source).repo}` }];
+}
+
 function mlflowOperation(method: string, url: string): Operation | undefined {
   const m = MLFLOW.exec(url);
   if (m) {
@@ -387,6 +425,13 @@ function mlflowOperation(method: string, url: string): Operation | undefined {
       if (verb === 'search') return op(action, 'member', nothing('models'));
       // create makes a new model: write on the instance. rename also frees and takes names.
       if (verb === 'create' && area === 'registered-models') return op(action, 'write', onInstance('write', (f) => `model:${str(f, 'name')}`));
+      // Registering reads the source file (as model.version.create reads `from`).
+      if (verb === 'create' && area === 'model-versions') {
+        return op(action, 'write', (f) => {
+          const t = onKind('model', 'write')(f);
+          return { target: t.target, needs: [...t.needs, ...mlflowSourceNeeds(optStr(f, 'source'))] };
+        });
+      }
       if (verb === 'rename') {
         return op(action, 'write', (f) => ({ target: `model:${str(f, 'name')}`, needs: [...onKind('model', 'write')(f).needs, { level: 'write', resource: '*' }] }));
       }
@@ -466,10 +511,16 @@ export const CLIENT_METHODS: Record<string, { action: string; fields: (...args: 
   aliasAt: { action: 'model.alias.at', fields: (name) => ({ name }) },
   setGates: { action: 'model.gates.set', fields: (name) => ({ name }) },
   getGates: { action: 'model.gates.inspect', fields: (name) => ({ name }) },
-  createDeployment: { action: 'deployment.create', fields: (input) => ({ name: input?.name, model: input?.model, canary: input?.canary, shadow: input?.shadow }) },
+  createDeployment: {
+    action: 'deployment.create',
+    fields: (input) => ({ name: input?.name, model: input?.model, canary: input?.canary, shadow: input?.shadow, command: input?.command }),
+  },
   listDeployments: { action: 'deployment.list', fields: () => ({}) },
   inspectDeployment: { action: 'deployment.inspect', fields: (name) => ({ name }) },
-  updateDeployment: { action: 'deployment.update', fields: (name, c) => ({ name, model: c?.model, canary: c?.canary ?? undefined, shadow: c?.shadow ?? undefined }) },
+  updateDeployment: {
+    action: 'deployment.update',
+    fields: (name, c) => ({ name, model: c?.model, canary: c?.canary ?? undefined, shadow: c?.shadow ?? undefined, command: c?.command }),
+  },
   deleteDeployment: { action: 'deployment.delete', fields: (name) => ({ name }) },
   predict: { action: 'deployment.predict', fields: (name) => ({ name }) },
   classify: { action: 'classification.read', fields: (ref) => ({ ref }) },

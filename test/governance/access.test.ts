@@ -9,6 +9,7 @@ import { isLoopbackHost, routeOperation, tokenRequired, OPERATIONS, CLIENT_METHO
 import { authorizedClient } from '../../src/cli/authorized-client.js';
 import { localClient } from '../../src/cli/local-client.js';
 import { defaultAuthor } from '../../src/data/service.js';
+import { parseExpiry } from '../../src/governance/access.js';
 
 // Access control in process: tokens, grants and role checks on both
 // databases, the operations table covering every route and client method,
@@ -65,6 +66,18 @@ for (const backend of await backends()) {
       await rejectsWith(instance.access.authenticate(other.token), 'UNAUTHENTICATED', /revoked|deleted/);
       assert.ok(!(await instance.access.listUsers()).some((u) => u.name === 'tess'));
       assert.ok((await instance.access.listTokens({ user: 'tess' })).every((t) => t.revoked !== null), 'all of its tokens are revoked');
+    });
+
+    it('refuses a token lifetime no date can hold, so listing and revoking tokens keep working', async () => {
+      await instance.access.createUser('ivy', 'admin');
+      const keep = await instance.access.createToken('ivy');
+      await rejectsWith(instance.access.createToken('ivy', { expiresInMs: parseExpiry('99999999d') }), 'INVALID_ARGUMENT', /at most 100 years/);
+      assert.ok((await instance.access.createToken('ivy', { expiresInMs: parseExpiry('36500d') })).expires);
+      // A row stored with such an expiry before it was refused lists as never expiring instead of breaking every listing.
+      await instance.meta.db.updateTable('tokens').set({ expires_at: 9e15 }).where('id', '=', keep.id).execute();
+      assert.equal((await instance.access.inspectToken(keep.id)).expires, null);
+      assert.ok((await instance.access.revokeToken(keep.id)).revoked, 'tokens can still be revoked');
+      await rejectsWith(instance.access.authenticate(keep.token), 'UNAUTHENTICATED', /revoked/);
     });
 
     it('orders roles, scopes grants to one resource, and names user, role and target when it refuses', async () => {

@@ -94,6 +94,21 @@ for (const backend of await backends()) {
         assert.ok((await audit.verify()).ok);
       });
 
+      it('stores text the database cannot keep as given (unpaired surrogates, NUL) so verify and checkpoints still pass', async () => {
+        // A request's field (e.g. an experiment name "\ud800" in a JSON body) ends up in the target of
+        // its entry, even a denied one: any user could otherwise break verify and checkpoints for good.
+        for (const target of ['experiment:x\ud800', 'experiment:\udc00y', 'repo:a@master:/n\u0000ul']) {
+          const e = await audit.append({ actor: 'mallory', action: 'experiment.create', target, outcome: 'denied' });
+          assert.ok(!e.target.includes('\u0000') && e.target.includes('\ufffd'), JSON.stringify(e.target));
+        }
+        const stored = (await audit.list({ actor: 'mallory' })).map((e) => e.target);
+        assert.deepEqual(stored, ['experiment:x\ufffd', 'experiment:\ufffdy', 'repo:a@master:/n\ufffdul']);
+        const r = await audit.verify();
+        assert.deepEqual(r.problems, []);
+        assert.equal(r.size, 13);
+        assert.equal((await audit.checkpoint()).size, 13);
+      });
+
       it('never gaps or duplicates seq with concurrent appenders in this and other processes', async () => {
         await Promise.all([
           appendFromProcess(home, 60, 'p1'),
