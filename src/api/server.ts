@@ -109,7 +109,7 @@ export function buildServer(instance: Instance, opts: ServerOptions = {}): Fasti
   app.register(servingRoutes, { serving: instance.serving, errors });
   app.register(accessRoutes, { access: instance.access });
   app.register(classifyRoutes, { classification: instance.classification });
-  app.register(catalogRoutes, { catalog: instance.catalog });
+  app.register(catalogRoutes, { catalog: instance.catalog, access: instance.access });
   app.register(auditRoutes, { audit: instance.audit });
   return app;
 }

@@ -1,6 +1,6 @@
 import { defaultAuthor } from '../data/service.js';
 import { auditOf, ForbiddenError, type Principal } from '../governance/access.js';
-import { authorizeOperation, errorDetail, lookupIn, outcomeOf, record } from '../governance/authorize.js';
+import { authorizeOperation, errorDetail, lookupIn, outcomeOf, readableBy, record } from '../governance/authorize.js';
 import { CLIENT_METHODS, operation } from '../governance/operations.js';
 import type { Instance } from '../instance.js';
 import type { StrataClient } from '../sdk/client.js';
@@ -86,6 +86,8 @@ export function authorizedClient(instance: Instance, inner: StrataClient, princi
       }
       return async (...args: unknown[]) => {
         const g = await guard(prop, args);
+        // A user's catalog search shows only what they may read (as the server's does).
+        if (prop === 'searchCatalog' && !principal.owner) g.args = [g.args[0], { ...(g.args[1] as object | undefined), visible: readableBy(instance.access, principal) }];
         try {
           const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, g.args);
           await finish(g);

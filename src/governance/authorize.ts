@@ -3,7 +3,7 @@ import { NotFoundError, StrataError } from '../errors.js';
 import type { Schema } from '../meta/schema.js';
 import { findJob } from '../pipelines/service.js';
 import { inputRepos, type PipelineSpec } from '../pipelines/spec.js';
-import { ForbiddenError, type AccessControl, type AuditAppender, type Principal } from './access.js';
+import { ForbiddenError, type AccessControl, type AuditAppender, type Principal, type Resource } from './access.js';
 import type { Fields, Lookup, Operation, Target } from './operations.js';
 
 // One authorization step shared by the HTTP server and the in-process CLI
@@ -74,4 +74,13 @@ export async function record(
 /** The error's code for the audit detail: never its message, which may quote data. */
 export function errorDetail(err: unknown): Record<string, unknown> {
   return { code: err instanceof StrataError ? err.code : 'INTERNAL' };
+}
+
+/**
+ * For catalog search: whether `principal` may read an entity. Undefined (everything) for the owner; a user
+ * sees entities they hold any role on, so a search cannot reveal the README or columns of a repo they cannot read.
+ */
+export function readableBy(access: AccessControl, principal: Principal | undefined): ((kind: string, name: string) => Promise<boolean>) | undefined {
+  if (!principal || principal.owner) return undefined;
+  return async (kind, name) => (await access.roleOn(principal, `${kind}:${name}` as Resource)) !== null;
 }

@@ -74,6 +74,8 @@ export interface CatalogSearchOptions {
   /** `key=value` (exact) or `key` (present). All must hold. */
   labels?: string[];
   limit?: number;
+  /** Only entities this says yes to are returned (a user sees what they may read); all when absent. */
+  visible?: (kind: CatalogKind, name: string) => Promise<boolean>;
 }
 
 export type LabelSource = (kind: CatalogKind, name: string) => Promise<Record<string, string>>;
@@ -244,8 +246,8 @@ export class Catalog {
     type Row = { kind: CatalogKind; name: string; description: string; owners: string; labels: string; columns: string; rank: number };
     let rows: Row[];
     if (words.length === 0) {
-      rows = (await sql<Row>`select ${columns}, 0 as rank from catalog_entries e where ${where(sql`1 = 1`)} order by e.kind, e.name limit ${limit}`.execute(this.db))
-        .rows;
+      const most = opts.visible ? window : limit;
+      rows = (await sql<Row>`select ${columns}, 0 as rank from catalog_entries e where ${where(sql`1 = 1`)} order by e.kind, e.name limit ${most}`.execute(this.db)).rows;
     } else if (this.meta.dialect === 'postgres') {
       rows = (
         await sql<Row>`select ${columns}, ts_rank_cd(e.document, q) as rank
@@ -259,6 +261,10 @@ export class Catalog {
           from catalog_fts join catalog_entries e on e.id = catalog_fts.rowid
           where ${where(sql`catalog_fts match ${ftsQuery(words)}`)} order by rank desc, e.kind, e.name limit ${window}`.execute(this.db)
       ).rows;
+    }
+    if (opts.visible) {
+      const shown = await Promise.all(rows.map((r) => opts.visible!(r.kind, r.name)));
+      rows = rows.filter((_, i) => shown[i]);
     }
     const hits = rows.map((r) => {
       const labels = JSON.parse(r.labels) as Record<string, string>;

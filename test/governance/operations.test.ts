@@ -164,5 +164,22 @@ for (const backend of await backends()) {
       assert.equal(denied.length, 2);
       assert.ok(denied.every((e) => e.outcome === 'denied' && e.detail.code === 'UNAUTHENTICATED'));
     });
+
+    it('catalog search shows a user only what they may read, so it cannot reveal another repo\'s columns', async () => {
+      await instance.data.createRepo({ name: 'payroll' });
+      await instance.data.commit('payroll', 'master', [put('/pay.csv', 'employee,salary_eur\nann,100\n')]);
+      await user('una', ['reader', 'repo:emails']);
+      await user('val', ['reader']);
+      const names = async (who: string, q: string) => (await call(who, 'GET', `/api/v1/catalog/search?q=${q}`)).json().map((h: { name: string }) => h.name);
+      assert.deepEqual(await names('una', 'salary_eur'), []);
+      assert.deepEqual(await names('una', 'emails'), ['emails']);
+      assert.deepEqual(await names('val', 'salary_eur'), ['payroll'], 'instance-wide readers see everything');
+      // The in-process CLI filters the same way.
+      const asUna = authorizedClient(instance, localClient(instance, 'una'), await localPrincipal(instance, tokens.una));
+      assert.deepEqual(await asUna.searchCatalog('salary_eur'), []);
+      assert.deepEqual((await asUna.searchCatalog('emails')).map((h) => h.name), ['emails']);
+      const owner = authorizedClient(instance, localClient(instance), await localPrincipal(instance, undefined));
+      assert.deepEqual((await owner.searchCatalog('salary_eur')).map((h) => h.name), ['payroll']);
+    });
   });
 }

@@ -1,6 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { CATALOG_KINDS, type Catalog, type CatalogAnnotation } from '../../governance/catalog.js';
 import { errorResponses } from '../schemas.js';
+import type { AccessControl } from '../../governance/access.js';
+import { readableBy } from '../../governance/authorize.js';
+import { authenticatedUser } from '../auth.js';
 
 // Catalog and discovery: search, inspect and annotate. Thin adapters over
 // governance/catalog.ts, which validates kinds, label filters and annotations.
@@ -42,7 +45,7 @@ const details = {
 
 const entityParams = { type: 'object', required: ['kind', 'name'], properties: { kind: str, name: str } } as const;
 
-export const catalogRoutes: FastifyPluginAsync<{ catalog: Catalog }> = async (app, { catalog }) => {
+export const catalogRoutes: FastifyPluginAsync<{ catalog: Catalog; access: AccessControl }> = async (app, { catalog, access }) => {
   app.get<{ Querystring: { q?: string; kind?: string; label?: string[]; limit?: number } }>(
     '/api/v1/catalog/search',
     {
@@ -61,7 +64,8 @@ export const catalogRoutes: FastifyPluginAsync<{ catalog: Catalog }> = async (ap
         response: { 200: { type: 'array', items: hit }, ...errorResponses },
       },
     },
-    async (req) => catalog.search(req.query.q ?? '', { kind: req.query.kind, labels: req.query.label, limit: req.query.limit }),
+    async (req) =>
+      catalog.search(req.query.q ?? '', { kind: req.query.kind, labels: req.query.label, limit: req.query.limit, visible: readableBy(access, authenticatedUser(req)) }),
   );
 
   app.get<{ Params: { kind: string; name: string } }>(
