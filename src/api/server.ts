@@ -17,7 +17,8 @@ import { repoRoutes } from './routes/repos.js';
 import { systemRoutes } from './routes/system.js';
 import { sharedSchemas } from './schemas.js';
 import { VERSION } from './version.js';
-import { installAuth, type AuthOptions } from './auth.js';
+import { authenticatedUser, installAuth, type AuthOptions } from './auth.js';
+import { readableBy } from '../governance/authorize.js';
 import { accessRoutes } from './routes/access.js';
 
 // The HTTP API: one Fastify server whose routes are thin adapters over the
@@ -105,7 +106,12 @@ export function buildServer(instance: Instance, opts: ServerOptions = {}): Fasti
   app.register(pipelineRoutes, { instance });
   app.register(modelRoutes, { registry: instance.registry });
   app.register(runRoutes, { tracking: instance.tracking });
-  app.register(mlflowRoutes, { tracking: instance.tracking, registry: instance.registry, errors });
+  app.register(mlflowRoutes, {
+    tracking: instance.tracking,
+    registry: instance.registry,
+    errors,
+    canReadModel: async (req, model) => (await readableBy(instance.access, authenticatedUser(req))?.('model', model)) ?? true,
+  });
   app.register(servingRoutes, { serving: instance.serving, errors });
   app.register(accessRoutes, { access: instance.access });
   app.register(classifyRoutes, { classification: instance.classification });

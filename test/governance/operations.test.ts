@@ -178,6 +178,15 @@ for (const backend of await backends()) {
       const asUna = authorizedClient(instance, localClient(instance, 'una'), await localPrincipal(instance, tokens.una));
       assert.deepEqual(await asUna.searchCatalog('salary_eur'), []);
       assert.deepEqual((await asUna.searchCatalog('emails')).map((h) => h.name), ['emails']);
+      // MLflow's model searches too: version sources name data refs.
+      await instance.data.createRepo({ name: 'hr-models' });
+      await instance.data.commit('hr-models', 'master', [put('/m.bin', 'weights')]);
+      await instance.registry.registerVersion('attrition', { from: 'hr-models@master:/m.bin' });
+      const models = await call('una', 'GET', '/api/2.0/mlflow/registered-models/search');
+      assert.deepEqual(models.json().registered_models ?? [], []);
+      const versions = await call('una', 'GET', "/api/2.0/mlflow/model-versions/search?filter=name%3D'attrition'");
+      assert.deepEqual(versions.json().model_versions ?? [], []);
+      assert.ok((await call('val', 'GET', '/api/2.0/mlflow/registered-models/search')).json().registered_models.some((m: { name: string }) => m.name === 'attrition'));
       const owner = authorizedClient(instance, localClient(instance), await localPrincipal(instance, undefined));
       assert.deepEqual((await owner.searchCatalog('salary_eur')).map((h) => h.name), ['payroll']);
     });

@@ -350,6 +350,8 @@ interface Endpoint {
 export interface MlflowRoutesOptions {
   tracking: TrackingService;
   registry: Registry;
+  /** Whether the request's user may read a model (searches list only those); everything when absent. */
+  canReadModel?: (req: FastifyRequest, model: string) => Promise<boolean>;
   errors?: ErrorContext;
 }
 
@@ -368,7 +370,13 @@ function actorOf(req: FastifyRequest): string {
   return defaultAuthor();
 }
 
-export const mlflowRoutes: FastifyPluginAsync<MlflowRoutesOptions> = async (app, { tracking, registry, errors = {} }) => {
+export const mlflowRoutes: FastifyPluginAsync<MlflowRoutesOptions> = async (app, { tracking, registry, errors = {}, canReadModel }) => {
+  /** The models among `models` the request's user may read. */
+  const readable = async <T extends { name: string }>(req: FastifyRequest, models: T[]): Promise<T[]> => {
+    if (!canReadModel) return models;
+    const ok = await Promise.all(models.map((m) => canReadModel(req, m.name)));
+    return models.filter((_, i) => ok[i]);
+  };
   // Scoped to this plugin: Strata's other routes keep {"error":{...}}.
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = mlflowErrorBody(err, { ...errors, req });
@@ -704,11 +712,11 @@ export const mlflowRoutes: FastifyPluginAsync<MlflowRoutesOptions> = async (app,
       method: 'GET',
       path: '/registered-models/search',
       summary: "Search registered models (filter on name and tags, e.g. name LIKE 'spam%')",
-      async handle(f) {
+      async handle(f, req) {
         const get: Getter<RegisteredModel> = (m, key) =>
           key === 'name' ? m.name : key === 'creation_timestamp' ? m.creation_timestamp : key === 'last_updated_timestamp' ? m.last_updated_timestamp : tagOf(m.tags, key);
         const keys = ['name', 'creation_timestamp', 'last_updated_timestamp'];
-        const found = filterItems(await registry.listModels(), parseClauses(f.str('filter'), 'registered models', keys), get);
+        const found = filterItems(await readable(req, await registry.listModels()), parseClauses(f.str('filter'), 'registered models', keys), get);
         const sorted = sortItems(found, [...f.list('order_by'), 'name'], keys, get, 'registered models');
         const { items, next_page_token } = paginate(sorted, f.int('max_results') ?? 100, f.str('page_token'));
         const models = await Promise.all(items.map(async (m) => modelWire(m, await latestOf(m))));
@@ -823,7 +831,7 @@ export const mlflowRoutes: FastifyPluginAsync<MlflowRoutesOptions> = async (app,
       method: 'GET',
       path: '/model-versions/search',
       summary: "Search model versions (filter on name, run_id, source_path, version_number and tags, e.g. name = 'spam')",
-      async handle(f) {
+      async handle(f, req) {
         const get: Getter<ModelVersion> = (v, key) => {
           switch (key) {
             case 'name':
@@ -847,7 +855,8 @@ export const mlflowRoutes: FastifyPluginAsync<MlflowRoutesOptions> = async (app,
         const keys = ['name', 'run_id', 'source_path', 'version_number', 'user_id', 'creation_timestamp', 'last_updated_timestamp'];
         const clauses = parseClauses(f.str('filter'), 'model versions', keys);
         const named = clauses.find((c) => c.key === 'name' && c.op === '=');
-        const names = named ? [named.value as string] : (await registry.listModels()).map((m) => m.name);
+        const candidates: { name: string }[] = named ? [{ name: named.value as string }] : await registry.listModels();
+        const names = (await readable(req, candidates)).map((m) => m.name);
         const versions: ModelVersion[] = [];
         for (const name of names) {
           try {
