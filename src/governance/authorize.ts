@@ -17,7 +17,7 @@ export function lookupIn(db: Kysely<Schema>): Lookup {
     },
     async pipelineInputRepos(name) {
       const row = await db.selectFrom('pipelines').select('spec').where('name', '=', name).executeTakeFirst();
-      return row ? inputRepos(JSON.parse(row.spec) as PipelineSpec).map((i) => i.repo) : [];
+      return row ? inputRepos(JSON.parse(row.spec) as PipelineSpec) : [];
     },
   };
 }

@@ -38,8 +38,8 @@ export interface Target {
 /** Lookups a target may need (a job's pipeline, the repos an existing pipeline reads). */
 export interface Lookup {
   jobPipeline(id: string): Promise<string>;
-  /** The input repos of the pipeline's current spec ([] when there is no such pipeline). */
-  pipelineInputRepos(name: string): Promise<string[]>;
+  /** The inputs of the pipeline's current spec ([] when there is no such pipeline). */
+  pipelineInputRepos(name: string): Promise<{ kind: string; name: string; repo: string }[]>;
 }
 
 export interface Operation {
@@ -176,7 +176,7 @@ const OPERATION_LIST: Operation[] = [
     // Cron and git inputs commit into their repo (a cron with overwrite replaces its content), the pipeline
     // reads it, and deleting the pipeline deletes it; a cron may name any repo (cron.repo). So a cron or git
     // input repo the pipeline does not have yet needs write there.
-    const own = update ? await lookup.pipelineInputRepos(pipeline) : [];
+    const own = update ? (await lookup.pipelineInputRepos(pipeline)).map((i) => i.repo) : [];
     for (const input of inputRepos(spec)) {
       if (input.kind === 'pfs') needs.push({ level: 'read', resource: `repo:${input.repo}` });
       else if (!own.includes(input.repo)) needs.push({ level: 'write', resource: `repo:${input.repo}` });
@@ -185,7 +185,14 @@ const OPERATION_LIST: Operation[] = [
   }),
   op('pipeline.list', 'member', nothing('pipelines')),
   op('pipeline.inspect', 'read', onKind('pipeline', 'read')),
-  op('pipeline.delete', 'write', onKind('pipeline', 'write')),
+  op('pipeline.delete', 'write', async (f, lookup) => {
+    // Deleting a pipeline deletes its cron and git input repos: one not named <pipeline>_<input> (cron.repo
+    // names any repo) is someone else's, so it needs write there.
+    const t = onKind('pipeline', 'write')(f);
+    const pipeline = name(f, 'name', 'pipeline name');
+    const foreign = (await lookup.pipelineInputRepos(pipeline)).filter((i) => i.kind !== 'pfs' && i.repo !== `${pipeline}_${i.name}`);
+    return { target: t.target, needs: [...t.needs, ...foreign.map((i): Need => ({ level: 'write', resource: `repo:${i.repo}` }))] };
+  }),
   op('job.list', 'member', (f) => {
     const pipeline = optStr(f, 'pipeline');
     return pipeline ? onKind('pipeline', 'read', 'pipeline')(f) : { target: 'jobs', needs: [] };

@@ -98,6 +98,19 @@ for (const backend of await backends()) {
       // The same goes for the in-process CLI.
       const client = authorizedClient(instance, localClient(instance, 'pia'), { user: 'pia' });
       await rejectsWith(client.createPipeline(spec({ name: 'tick', spec: '@every 1h', repo: 'secret' }), { update: true }), 'FORBIDDEN', /writer role on repo:secret/);
+
+      // Deleting a pipeline deletes its cron repos: its own (<pipeline>_<input>) goes with it, one it names does not.
+      await instance.pipelines.create(
+        { pipeline: { name: 'stamper' }, input: { cross: [{ pfs: { repo: 'docs', glob: '/' } }, { cron: { name: 'tick', spec: '@every 1h', repo: 'docs' } }] }, transform },
+        { creator: 'boss' },
+      );
+      await instance.access.grant('writer', 'pia', 'pipeline:stamper', 'boss');
+      const refused = await call('pia', 'DELETE', '/api/v1/pipelines/stamper');
+      assert.equal(refused.status, 403, refused.body);
+      assert.match(refused.message(), /"pia" needs the writer role on repo:docs/);
+      assert.equal(await readText(instance, 'docs@master:/d.txt'), 'doc');
+      const deleted = await call('pia', 'DELETE', '/api/v1/pipelines/ticker');
+      assert.ok(deleted.status < 300, deleted.body);
     });
 
     it('setting a process runtime command (run on the host, unsandboxed) needs admin on the instance', async () => {
