@@ -28,8 +28,11 @@ export function cliIndexing(): Indexing {
 
 /** Starts `strata index REFS` detached from this process, which exits without waiting for it. */
 export function indexInBackground(home: string, database: string | undefined, refs: string[]): void {
-  if (refs.length === 0 || !process.argv[1]) return;
-  const argv = [process.argv[1], '--home', home, ...(database ? ['--database', database] : []), 'index', '--quiet', ...refs];
+  // Only from the strata command itself (bin/strata.js, or a `strata` link to it): main() called from some
+  // other script must not start that script again. Skipped work is done on demand.
+  const cli = process.argv[1];
+  if (refs.length === 0 || !cli || !/(^|[/\\])strata(\.js)?$/.test(cli)) return;
+  const argv = [cli, '--home', home, ...(database ? ['--database', database] : []), 'index', '--quiet', ...refs];
   const child = spawn(process.execPath, argv, { detached: true, stdio: 'ignore', env: { ...process.env, STRATA_SERVER: '', STRATA_TOKEN: '' } });
   child.on('error', () => {}); // nothing to report to: the next classify or search scans on demand
   child.unref();
