@@ -201,7 +201,7 @@ strata(['catalog', 'inspect', 'features']);
 
 show('Serving: the model at production behind the Open Inference Protocol, in a running strata server');
 strata(['model', 'alias', 'set', 'spam', 'production', '1', '--reason', 'first model']);
-strata(['model', 'gate', 'set', 'spam', 'production', 'better_than_current:metrics.accuracy']);
+strata(['model', 'gate', 'set', 'spam', 'production', 'better_than_current:metrics.accuracy', 'no_label:pii:ssn']);
 const server = await startServer();
 env.STRATA_SERVER = server.url;
 process.stdout.write(`(strata server listening on ${server.url}; the commands below go through it)\n`);

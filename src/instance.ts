@@ -218,6 +218,8 @@ export class Instance {
       const { labels } = await instance.classification.labels(kind, name);
       return Object.fromEntries(labels.map((label) => [label, 'true']));
     });
+    // Promotion gates may refuse a version by its classification (no_label:pii:ssn).
+    registry.labelsOf = async (name, version) => (await instance.classification.labels('model', `${name}@${version}`)).labels;
     // A pipeline's inputs and `declassifies` decide the labels its output (and everything below) inherits.
     instance.pipelines.onSaved(async () => {
       for (const kind of ['repo', 'pipeline', 'model'] as const) await instance.catalog.invalidate(kind);

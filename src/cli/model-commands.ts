@@ -190,7 +190,7 @@ export function registerModelCommands(program: Command, withClient: WithClient):
     .command('set <name> <alias> <rules...>')
     .description(
       'replace the rules of ALIAS; each RULE is one argument: "metrics.accuracy >= 0.9", ' +
-        '"better_than_current:metrics.f1 [lower_is_better] [min_delta=N]", "tag:validated=true", or a JSON rule',
+        '"better_than_current:metrics.f1 [lower_is_better] [min_delta=N]", "tag:validated=true", "no_label:pii:ssn", or a JSON rule',
     )
     .option('--json', 'print JSON')
     .action(

@@ -13,6 +13,7 @@ import type { GateRule } from './types.js';
 type MetricRule = Extract<GateRule, { metric: string }>;
 type BetterRule = Extract<GateRule, { better_than_current: string }>;
 type TagRule = Extract<GateRule, { tag: string }>;
+type LabelRule = Extract<GateRule, { no_label: string }>;
 
 const OPS = ['>', '>=', '<', '<=', '=', '!='] as const;
 type Op = (typeof OPS)[number];
@@ -22,6 +23,13 @@ export interface GateSubject {
   version: number;
   run_id: string | null;
   tags: Record<string, string>;
+  /** Its classification labels (pii:email, ...); absent when no classification is available. */
+  labels?: string[];
+}
+
+/** Whether any of `rules` needs the candidate's classification labels. */
+export function needsLabels(rules: GateRule[]): boolean {
+  return rules.some((r) => 'no_label' in r);
 }
 
 export class PromotionGates {
@@ -88,6 +96,10 @@ async function evaluate(db: Kysely<Schema>, rule: GateRule, candidate: GateSubje
     const need = minDelta > 0 ? ` (needs to be ${rule.lower_is_better ? 'lower' : 'higher'} by at least ${minDelta})` : '';
     return `${v} has ${key} ${mine}, current holder version ${current.version} has ${theirs}${need}`;
   }
+  if ('no_label' in rule) {
+    if (!candidate.labels) return `${v} has no classification to check (PII classification is not running in this process)`;
+    return candidate.labels.includes(rule.no_label) ? `${v} carries ${rule.no_label} (strata classify labels model:NAME@${candidate.version} says where from)` : null;
+  }
   const found = await tagValue(db, candidate, rule.tag);
   if (found === null) {
     return `${v} has no tag ${rule.tag} (on the version${candidate.run_id ? ` or its run ${candidate.run_id}` : ''})`;
@@ -140,7 +152,7 @@ export function validateGateRules(rules: unknown): GateRule[] {
 
 export function validateGateRule(rule: unknown, what = 'rule'): GateRule {
   if (typeof rule !== 'object' || rule === null || Array.isArray(rule)) {
-    throw new InvalidArgumentError(`${what} must be an object: {metric, op, value}, {better_than_current} or {tag, value?}`);
+    throw new InvalidArgumentError(`${what} must be an object: {metric, op, value}, {better_than_current}, {tag, value?} or {no_label}`);
   }
   const r = rule as Record<string, unknown>;
   const only = (allowed: string[]) => {
@@ -152,11 +164,15 @@ export function validateGateRule(rule: unknown, what = 'rule'): GateRule {
     if (typeof v !== 'string' || !v.trim() || v.length > 250) throw new InvalidArgumentError(`${what}: "${field}" must be a non-empty name (at most 250 characters)`);
     return v.trim();
   };
-  const kinds = ['metric', 'better_than_current', 'tag'].filter((k) => k in r);
+  const kinds = ['metric', 'better_than_current', 'tag', 'no_label'].filter((k) => k in r);
   if (kinds.length !== 1) {
     throw new InvalidArgumentError(
-      `${what} must have exactly one of "metric", "better_than_current" or "tag"${kinds.length ? ` (it has ${kinds.join(' and ')})` : ''}`,
+      `${what} must have exactly one of "metric", "better_than_current", "tag" or "no_label"${kinds.length ? ` (it has ${kinds.join(' and ')})` : ''}`,
     );
+  }
+  if ('no_label' in r) {
+    only(['no_label']);
+    return { no_label: key('no_label') } satisfies LabelRule;
   }
   if ('metric' in r) {
     only(['metric', 'op', 'value']);
@@ -196,6 +212,7 @@ export function validateGateRule(rule: unknown, what = 'rule'): GateRule {
  *   metrics.accuracy >= 0.9
  *   better_than_current:metrics.f1            (options: lower_is_better, min_delta=0.01)
  *   tag:validated=true      tag:reviewed
+ *   no_label:pii:ssn                          (its classification must not include the label)
  * or a rule as JSON ({"metric":"accuracy","op":">=","value":0.9}).
  */
 export function parseGateRule(text: string): GateRule {
@@ -203,7 +220,7 @@ export function parseGateRule(text: string): GateRule {
   const bad = (why: string) =>
     new InvalidArgumentError(
       `gate rule "${text}": ${why}; expected "metrics.KEY OP NUMBER" (OP: ${OPS.join(' ')}), ` +
-        '"better_than_current:metrics.KEY [lower_is_better] [min_delta=N]" or "tag:KEY[=VALUE]"',
+        '"better_than_current:metrics.KEY [lower_is_better] [min_delta=N]", "tag:KEY[=VALUE]" or "no_label:LABEL" (e.g. no_label:pii:ssn)',
     );
   if (t.startsWith('{')) {
     let value: unknown;
@@ -214,7 +231,9 @@ export function parseGateRule(text: string): GateRule {
     }
     return validateGateRule(value, `gate rule "${text}"`);
   }
-  let m = /^tags?[:.]([^=]+?)\s*(?:=\s*(.*))?$/.exec(t);
+  let m = /^no_label\s*:\s*(\S+)$/.exec(t);
+  if (m) return validateGateRule({ no_label: m[1] }, `gate rule "${text}"`);
+  m = /^tags?[:.]([^=]+?)\s*(?:=\s*(.*))?$/.exec(t);
   if (m) return validateGateRule(m[2] === undefined ? { tag: m[1] } : { tag: m[1], value: m[2] }, `gate rule "${text}"`);
   m = /^better_than_current\s*:\s*(?:metrics?\.)?(\S+)((?:\s+\S+)*)$/.exec(t);
   if (m) {
@@ -245,5 +264,6 @@ export function formatGateRule(rule: GateRule): string {
     const opts = [rule.lower_is_better ? ' lower_is_better' : '', rule.min_delta ? ` min_delta=${rule.min_delta}` : ''].join('');
     return `better_than_current:metrics.${rule.better_than_current}${opts}`;
   }
+  if ('no_label' in rule) return `no_label:${rule.no_label}`;
   return rule.value === undefined ? `tag:${rule.tag}` : `tag:${rule.tag}=${rule.value}`;
 }

@@ -13,7 +13,7 @@ import {
 import type { Lineage } from '../lineage/graph.js';
 import type { Schema } from '../meta/schema.js';
 import { isOnnxPath, readOnnxSignature } from '../onnx/signature.js';
-import { PromotionGates, type GateSubject } from './gates.js';
+import { needsLabels, PromotionGates, type GateSubject } from './gates.js';
 import type { AliasChange, GateRule, ModelVersion, RegisteredModel } from './types.js';
 
 // The model registry: named models, their versions (a file in a commit, with
@@ -128,6 +128,8 @@ function checkActor(actor: unknown): string {
 
 export class Registry {
   readonly gates: PromotionGates;
+  /** A version's classification labels, for no_label gates (Instance sets it to PII classification). */
+  labelsOf?: (name: string, version: number) => Promise<string[]>;
 
   constructor(
     private db: Db,
@@ -388,6 +390,8 @@ export class Registry {
     checkVersion(version);
     const actor = checkActor(opts?.actor);
     const reason = checkText(opts?.reason, 'reason');
+    // Classification labels come from outside the registry (governance): read before the transaction.
+    const labels = this.labelsOf && needsLabels(await this.gates.getGates(name, alias)) ? await this.labelsOf(name, version) : undefined;
     const change = await retrying(`moving ${name}@${alias}`, () =>
       this.db.transaction().execute(async (trx) => {
         const candidate = await this.versionRow(trx, name, version);
@@ -396,7 +400,7 @@ export class Registry {
           return { name, alias, from_version: version, to_version: version, actor, time: Date.now(), reason };
         }
         const holder = current ? await trx.selectFrom('model_versions').selectAll().where('name', '=', name).where('version', '=', current.version).executeTakeFirst() : undefined;
-        await this.gates.checkGates(name, alias, subjectOf(candidate), holder ? subjectOf(holder) : null, trx);
+        await this.gates.checkGates(name, alias, { ...subjectOf(candidate), labels }, holder ? subjectOf(holder) : null, trx);
         if (current) {
           const moved = await trx
             .updateTable('model_aliases')

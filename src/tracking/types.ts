@@ -150,4 +150,6 @@ export type GateRule =
   /** The candidate's run metric must beat the current alias holder's (higher is better unless `lower_is_better`). */
   | { better_than_current: string; lower_is_better?: boolean; min_delta?: number }
   /** The candidate version (or its run) must carry this tag (with this value, if given). */
-  | { tag: string; value?: string };
+  | { tag: string; value?: string }
+  /** The candidate version must not carry this classification label (e.g. pii:ssn, from its training data through lineage). */
+  | { no_label: string };

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { parseGateRule } from '../../src/tracking/gates.js';
 import { after, before, describe, it } from 'node:test';
 import type { Instance } from '../../src/instance.js';
 import type { Change } from '../../src/data/types.js';
@@ -170,6 +171,11 @@ for (const backend of await backends()) {
       assert.equal((await instance.catalog.inspect('model', 'churn-next')).labels['pii:phone'], undefined);
       await instance.registry.registerVersion('churn-next', { from: 'features@master:/model.bin', user: 'ana' });
       assert.deepEqual((await instance.catalog.search('', { kind: 'model', labels: ['pii:phone'] })).map((h) => h.name).sort(), ['churn', 'churn-next']);
+      // A promotion gate can refuse a version by its classification.
+      await instance.registry.setGates('churn', 'production', [parseGateRule('no_label:pii:phone')]);
+      await rejectsWith(instance.registry.setAlias('churn', 'production', v.version, { actor: 'ana' }), 'POLICY_VIOLATION', /no_label:pii:phone failed: version \d+ carries pii:phone/);
+      await instance.registry.setGates('churn', 'production', [parseGateRule('no_label:pii:ssn')]);
+      assert.equal((await instance.registry.setAlias('churn', 'production', v.version, { actor: 'ana' })).to_version, v.version);
       await rejectsWith(instance.classification.labels('model', 'nope'), 'NOT_FOUND');
       await rejectsWith(instance.classification.labels('repo', 'nope'), 'NOT_FOUND');
       await rejectsWith(instance.classification.labels('pipeline', 'raw'), 'NOT_FOUND', /pipeline "raw"/);

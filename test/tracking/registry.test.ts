@@ -343,6 +343,7 @@ describe('gate rule one-line form', () => {
       ['better_than_current:metrics.loss lower_is_better min_delta=0.01', { better_than_current: 'loss', lower_is_better: true, min_delta: 0.01 }],
       ['tag:validated=true', { tag: 'validated', value: 'true' }],
       ['tag:reviewed', { tag: 'reviewed' }],
+      ['no_label:pii:ssn', { no_label: 'pii:ssn' }],
       ['{"metric":"auc","op":">","value":0.8}', { metric: 'auc', op: '>', value: 0.8 }],
     ];
     for (const [line, rule] of cases) {

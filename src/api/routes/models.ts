@@ -29,7 +29,7 @@ const actorQuery = {
 } as const;
 const rulesSchema = {
   type: 'array',
-  description: 'rules: {metric, op, value} | {better_than_current, lower_is_better?, min_delta?} | {tag, value?}',
+  description: 'rules: {metric, op, value} | {better_than_current, lower_is_better?, min_delta?} | {tag, value?} | {no_label}',
   items: obj,
 } as const;
 
