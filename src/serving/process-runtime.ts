@@ -293,7 +293,7 @@ export class ProcessModel implements LoadedModel {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
-        ...process.env,
+        ...modelProcessEnv(process.env),
         STRATA_MODEL_PATH: this.modelPath,
         STRATA_MODEL_NAME: name,
         STRATA_MODEL_VERSION: String(version),
@@ -556,4 +556,13 @@ function outputsOf(body: unknown, outputNames?: string[]): Record<string, HostTe
   }
   for (const name of outputNames ?? []) if (!out[name]) throw new Error(`output "${name}" was asked for but not returned`);
   return out;
+}
+
+/**
+ * The server's environment minus Strata's own settings and secrets (API token, database URL with its
+ * password, OpenLineage key) and libpq's: a model process needs PATH, HOME, its language's variables, not
+ * the keys to the instance.
+ */
+export function modelProcessEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('STRATA_') && !/^PG[A-Z]+$/.test(k)));
 }

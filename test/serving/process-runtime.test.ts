@@ -190,12 +190,19 @@ for (const backend of await backends()) {
     });
 
     it('reports a command that exits at once or never gets ready, with what it printed', async () => {
-      const exits = `"${process.execPath}" -e "console.log('env', process.env.STRATA_MODEL_NAME, process.env.STRATA_MODEL_VERSION, process.env.PORT === process.env.STRATA_PORT, require('path').basename(process.env.STRATA_MODEL_PATH), require('fs').existsSync(process.env.STRATA_MODEL_PATH)); process.exit(3)"`;
-      const bad = await http('POST', `${url}/api/v1/deployments`, { name: 'exits', model: 'lin@1', runtime: 'process', command: exits });
+      const exits = `"${process.execPath}" -e "console.log('env', process.env.STRATA_MODEL_NAME, process.env.STRATA_MODEL_VERSION, process.env.PORT === process.env.STRATA_PORT, require('path').basename(process.env.STRATA_MODEL_PATH), require('fs').existsSync(process.env.STRATA_MODEL_PATH), 'secrets', process.env.STRATA_TOKEN, process.env.PGPASSWORD); process.exit(3)"`;
+      // The server's own secrets stay out of the model process's environment.
+      const saved = { token: process.env.STRATA_TOKEN, pg: process.env.PGPASSWORD };
+      process.env.STRATA_TOKEN = 'st_server_secret';
+      process.env.PGPASSWORD = 'hunter2';
+      const bad = await http('POST', `${url}/api/v1/deployments`, { name: 'exits', model: 'lin@1', runtime: 'process', command: exits }).finally(() => {
+        for (const [k, v] of [['STRATA_TOKEN', saved.token], ['PGPASSWORD', saved.pg]] as const) if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      });
       assert.equal(bad.status, 201, JSON.stringify(bad.body));
       assert.equal(bad.body.serving.state, 'failed');
       assert.match(bad.body.serving.error, /exited with code 3 before it was ready/);
-      assert.match(bad.body.serving.error, /env lin 1 true weights\.json true/);
+      assert.match(bad.body.serving.error, /env lin 1 true weights\.json true secrets undefined undefined/);
       const unavailable = await infer('exits');
       assert.equal(unavailable.status, 503);
       assert.match(unavailable.body.error, /exited with code 3/);
