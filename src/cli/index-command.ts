@@ -26,16 +26,17 @@ export function cliIndexing(): Indexing {
   throw new InvalidArgumentError(`STRATA_INDEX must be "background" (default) or "wait", not "${mode}"`);
 }
 
-/** Starts `strata index REFS` detached from this process, which exits without waiting for it. */
-export function indexInBackground(home: string, database: string | undefined, refs: string[]): void {
+/** Starts `strata index REFS` detached from this process, which exits without waiting for it; false when it did not. */
+export function indexInBackground(home: string, database: string | undefined, refs: string[]): boolean {
   // Only from the strata command itself (bin/strata.js, or a `strata` link to it): main() called from some
   // other script must not start that script again. Skipped work is done on demand.
   const cli = process.argv[1];
-  if (refs.length === 0 || !cli || !/(^|[/\\])strata(\.js)?$/.test(cli)) return;
+  if (refs.length === 0 || !cli || !/(^|[/\\])strata(\.js)?$/.test(cli)) return false;
   const argv = [cli, '--home', home, ...(database ? ['--database', database] : []), 'index', '--quiet', ...refs];
   const child = spawn(process.execPath, argv, { detached: true, stdio: 'ignore', env: { ...process.env, STRATA_SERVER: '', STRATA_TOKEN: '' } });
   child.on('error', () => {}); // nothing to report to: the next classify or search scans on demand
   child.unref();
+  return true;
 }
 
 export function registerIndexCommand(program: Command, globals: () => Globals): void {

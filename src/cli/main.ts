@@ -84,7 +84,9 @@ function buildProgram(): Command {
       } finally {
         await client.close();
         // Commits made here are scanned and indexed by a detached `strata index` (STRATA_INDEX=wait: already done).
-        if (instance) indexInBackground(instance.home, globals().database, instance.deferredCommits);
+        if (instance && indexInBackground(instance.home, globals().database, instance.deferredCommits) && process.stderr.isTTY) {
+          process.stderr.write('strata: scanning the new commit(s) for PII and updating the catalog in the background\n');
+        }
       }
     };
   let localHome: string | undefined;
