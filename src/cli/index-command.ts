@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_BRANCH } from '../data/refs.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -51,7 +53,14 @@ export function registerIndexCommand(program: Command, globals: () => Globals): 
         throw new InvalidArgumentError('strata index works on a local instance (--home); a server indexes its own commits as they happen');
       }
       if (process.env.STRATA_TOKEN) throw new ForbiddenError('strata index is for the instance owner: run it without STRATA_TOKEN');
-      const instance = await Instance.open(findHome(g.home), { database: g.database, indexing: 'eager' });
+      const home = findHome(g.home);
+      // One indexer at a time per instance: a second (a put right after another) waits, then finds most
+      // of its content scanned already instead of scanning it twice at once.
+      const release = await indexLock(join(home, 'index.lock'));
+      const instance = await Instance.open(home, { database: g.database, indexing: 'eager' }).catch(async (err) => {
+        release();
+        throw err;
+      });
       try {
         const targets = refs.length ? refs : await heads(instance);
         const commits: { ref: string; files: number; labels: string[] }[] = [];
@@ -67,8 +76,46 @@ export function registerIndexCommand(program: Command, globals: () => Globals): 
         process.stdout.write(`catalog: ${updated} entr${updated === 1 ? 'y' : 'ies'} updated\n`);
       } finally {
         await instance.close();
+        release();
       }
     });
+}
+
+const LOCK_WAIT_MS = 10 * 60_000;
+
+/** Takes `path` as a lock (O_EXCL, holding our pid); waits while a live process holds it; a dead holder's is taken over. */
+async function indexLock(path: string): Promise<() => void> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      return () => rmSync(path, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8').trim();
+    } catch {
+      continue; // released meanwhile
+    }
+    // Empty: its holder is between creating and writing it.
+    if ((text !== '' && !alive(Number(text))) || Date.now() > deadline) {
+      rmSync(path, { force: true }); // the holder died (or hangs): its lock is void
+      continue;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 async function heads(instance: Instance): Promise<string[]> {
