@@ -160,7 +160,9 @@ for (const backend of await backends()) {
         assert.deepEqual([first(r).seq, first(r).kind], [5, 'missing']);
         await reset();
         await db().deleteFrom('audit_entries').where('seq', '=', 5).execute();
-        await sql`update audit_entries set seq = seq - 1 where seq > 5`.execute(db());
+        // In two steps: PostgreSQL checks the key row by row, so seq - 1 in place can collide.
+        await sql`update audit_entries set seq = seq + 1000 where seq > 5`.execute(db());
+        await sql`update audit_entries set seq = seq - 1001 where seq > 1005`.execute(db());
         r = await audit.verify();
         assert.deepEqual([first(r).seq, first(r).kind], [5, 'missing'], JSON.stringify(r.problems));
       });
