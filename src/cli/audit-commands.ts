@@ -54,6 +54,9 @@ export function registerAuditCommands(program: Command, withClient: WithClient):
         else {
           process.stdout.write(`checked ${result.size} entries and ${result.checked_checkpoints} checkpoint(s); root ${result.root}\n`);
           for (const p of result.problems) process.stdout.write(`problem: ${p.kind}${p.seq === undefined ? '' : ` at entry ${p.seq}`}: ${p.message}\n`);
+          if (result.ok && checkpoint) {
+            process.stdout.write(`entries 1..${checkpoint.size} still hash to the root signed at ${checkpoint.time}: the log only grew since that checkpoint\n`);
+          }
           process.stdout.write(result.ok ? 'ok\n' : `${result.problems.length} problem(s) found; the first: ${result.problems[0].message}\n`);
         }
         if (!result.ok) process.exitCode = 1;

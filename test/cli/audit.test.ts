@@ -73,6 +73,7 @@ describe('strata audit (real CLI, SQLite)', () => {
     assert.equal(r.ok, true, JSON.stringify(r.problems));
     assert.ok(r.checked_checkpoints >= 2);
     assert.match(local().ok('audit', 'verify').stdout, /\nok\n$/);
+    assert.match(local().ok('audit', 'verify', '--checkpoint', checkpointFile).stdout, new RegExp(`entries 1\\.\\.${cp.size} still hash to the root signed at .*\\nok\\n$`));
 
     server = await startServerProcess({ ...base });
     assert.equal(remote().json('audit', 'log', '--actor', 'tester').length, 5);
