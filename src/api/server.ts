@@ -1,5 +1,5 @@
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { InvalidArgumentError } from '../errors.js';
 import type { Instance } from '../instance.js';
 import { errorBody, type ErrorContext } from './errors.js';
@@ -17,6 +17,7 @@ import { repoRoutes } from './routes/repos.js';
 import { systemRoutes } from './routes/system.js';
 import { sharedSchemas } from './schemas.js';
 import { VERSION } from './version.js';
+import { jsonBodyParser } from './json-body.js';
 import { authenticatedUser, installAuth, type AuthOptions } from './auth.js';
 import { readableBy } from '../governance/authorize.js';
 import { accessRoutes } from './routes/access.js';
@@ -55,24 +56,9 @@ export function buildServer(instance: Instance, opts: ServerOptions = {}): Fasti
   // Responses are plain JSON.stringify: response schemas document, they never strip fields.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
-  // JSON bodies: Fastify's parser (which rejects __proto__ poisoning), with the parse error spelled out.
-  const secureJson = app.getDefaultJsonParser('error', 'error');
+  const parseJson = jsonBodyParser(app);
   app.removeContentTypeParser(['application/json', 'text/plain']);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    secureJson(req, body as string, (err, value) => {
-      if (err && (err as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
-        let detail = ' (or it has a forbidden __proto__ or constructor.prototype key)';
-        try {
-          JSON.parse(body as string);
-        } catch (parseError) {
-          detail = `: ${(parseError as Error).message}`;
-        }
-        done(new InvalidArgumentError(`request body is not valid JSON${detail}`), undefined);
-        return;
-      }
-      done(err, value);
-    });
-  });
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => parseJson(body as string, done));
 
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = errorBody(err, { ...errors, req });

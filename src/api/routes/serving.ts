@@ -5,6 +5,7 @@ import type { RuntimeChanges } from '../../serving/deployments.js';
 import { lineageOf, oipResponse, predictResponse, type InferResult, type ServingManager } from '../../serving/manager.js';
 import { BINARY_HEADER, binaryResponse, modelMetadata, parseInferRequest, parseSimpleRequest } from '../../serving/protocol.js';
 import { errorBody, type ErrorContext } from '../errors.js';
+import { jsonBodyParser } from '../json-body.js';
 import { errorResponses, noContent } from '../schemas.js';
 import { VERSION } from '../version.js';
 
@@ -80,18 +81,7 @@ const oipRoutes: FastifyPluginAsync<{ serving: ServingManager; errors: ErrorCont
   });
   // Bodies are JSON, or the binary tensor data extension: a JSON header of Inference-Header-Content-Length
   // bytes, then raw tensors (any content type; clients send application/octet-stream or none).
-  const secureJson = app.getDefaultJsonParser('error', 'error');
-  const parseJson = (text: string, done: (err: Error | null, value?: unknown) => void) =>
-    secureJson({} as FastifyRequest, text, (err, value) => {
-      if (!err) return done(null, value);
-      let detail = ' (or it has a forbidden __proto__ or constructor.prototype key)';
-      try {
-        JSON.parse(text);
-      } catch (parseError) {
-        detail = `: ${(parseError as Error).message}`;
-      }
-      done(new InvalidArgumentError(`request body is not valid JSON${detail}`));
-    });
+  const parseJson = jsonBodyParser(app);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
     const bytes = body as Buffer;
