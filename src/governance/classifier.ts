@@ -97,6 +97,8 @@ const LOOKUP_BATCH = 500;
 /** Scan results per INSERT statement (7 values a row, well under SQLite's and PostgreSQL's parameter limits). */
 const STORE_BATCH = 200;
 const SCAN_CONCURRENCY = 8;
+/** Commits whose labels are remembered. */
+const LABEL_CACHE_SIZE = 1024;
 
 interface Ruleset {
   id: string;
@@ -117,6 +119,8 @@ export class Classifier {
   private readonly country: CountryCode;
   private tail: Promise<void> = Promise.resolve();
   private inflight = new Map<string, Promise<StoredScan>>();
+  /** ruleset:commit -> labels of the whole commit, most recently used last. */
+  private commitLabelCache = new Map<string, string[]>();
   private unsubscribe?: () => void;
 
   constructor(
@@ -200,7 +204,24 @@ export class Classifier {
     await flush();
     const totals: Counts = {};
     for (const f of files) for (const [type, n] of Object.entries(f.findings)) totals[type] = (totals[type] ?? 0) + n;
-    return { repo, commit: commit.id, path, files, totals, labels: Object.keys(totals).sort().map((t) => `pii:${t}`) };
+    const labels = Object.keys(totals).sort().map((t) => `pii:${t}`);
+    if (path === '/') this.remember(`${ruleset.id}:${commit.id}`, labels);
+    return { repo, commit: commit.id, path, files, totals, labels };
+  }
+
+  /**
+   * The labels of a whole commit: remembered from its last classification under the same detectors
+   * (labels are asked for right after a scan and for every catalog entry), else classified now.
+   */
+  private async commitLabels(repo: string, commit: string): Promise<string[]> {
+    const known = this.commitLabelCache.get(`${(await this.ruleset()).id}:${commit}`);
+    return known ?? (await this.classify(`${repo}@${commit}`)).labels;
+  }
+
+  private remember(key: string, labels: string[]): void {
+    this.commitLabelCache.delete(key);
+    this.commitLabelCache.set(key, labels);
+    if (this.commitLabelCache.size > LABEL_CACHE_SIZE) this.commitLabelCache.delete(this.commitLabelCache.keys().next().value!);
   }
 
   private async lookup(hashes: string[], ruleset: string): Promise<Map<string, StoredScan>> {
@@ -344,7 +365,7 @@ export class Classifier {
     });
     if (!info) return out;
     // info.head: the default branch's head commit.
-    if (info.head) out.direct = (await this.classify(`${repo}@${info.head}`)).labels;
+    if (info.head) out.direct = await this.commitLabels(repo, info.head);
     const spec = await this.pipelineSpec(repo);
     if (!spec) return out;
     const removed = new Set(declassifiedLabels(spec));
