@@ -82,5 +82,11 @@ export function errorDetail(err: unknown): Record<string, unknown> {
  */
 export function readableBy(access: AccessControl, principal: Principal | undefined): ((kind: string, name: string) => Promise<boolean>) | undefined {
   if (!principal || principal.owner) return undefined;
-  return async (kind, name) => (await access.roleOn(principal, `${kind}:${name}` as Resource)) !== null;
+  // The user's grants, read once per search rather than once per candidate.
+  let on: Promise<Set<Resource>> | undefined;
+  return async (kind, name) => {
+    on ??= access.listGrants({ user: principal.user }).then((grants) => new Set(grants.map((g) => g.on)));
+    const resources = await on;
+    return resources.has('*') || resources.has(`${kind}:${name}` as Resource);
+  };
 }
