@@ -427,6 +427,9 @@ export class ProcessModel implements LoadedModel {
       res = await call(this.agent, launch.port, 'POST', path, body);
     } catch (err) {
       // The child died under the request, or is dying: the same 503 as while it restarts.
+      // A refused connection can come before its exit is seen; wait briefly for that, so
+      // readiness and inspect already say 'restarting' when this answer arrives.
+      await Promise.race([launch.exited, sleep(1000)]);
       throw new StrataError('UNAVAILABLE', `${this.what} did not answer: ${(err as Error).message}`, { cause: err });
     }
     let parsed: unknown;
