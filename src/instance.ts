@@ -73,7 +73,7 @@ export class Instance {
 
   /** The append-only audit log (Merkle tree over entries, checkpoints signed with the instance key). */
   get audit(): AuditLog {
-    this.auditInstance ??= new AuditLog(this.meta.db, this.home);
+    this.auditInstance ??= new AuditLog(this.meta.db, this.home, this.meta.hooks);
     return this.auditInstance;
   }
 

@@ -1,14 +1,17 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { defaultAuthor } from '../data/service.js';
 import { auditOf, ForbiddenError, UnauthenticatedError, type Principal } from '../governance/access.js';
-import { authorizeOperation, lookupIn, record } from '../governance/authorize.js';
+import type { PendingAudit } from '../governance/audit.js';
+import { authorizeOperation, beginEntry, finishEntry, lookupIn, record } from '../governance/authorize.js';
 import { routeOperation, tokenRequired, type AuthMode, type Fields, type Operation } from '../governance/operations.js';
 import type { Instance } from '../instance.js';
 
 // The request boundary of the HTTP server: authenticate (onRequest), then
 // authorize against the operations table once the body is parsed
-// (preHandler), then write the audit entry when the response is sent
-// (onResponse) with outcome ok / denied / error and the client's address.
+// (preHandler), then run the handler with its audit entry pending, so the
+// operation's transaction writes it (AuditLog.run); an operation that commits
+// none, fails or is denied gets its entry when the response is sent
+// (onResponse), with outcome ok / denied / error and the client's address.
 //
 // A route missing from the operations table is refused (fail closed), and
 // every registered route is collected here so a test can assert there is none.
@@ -25,6 +28,8 @@ interface RequestState {
   principal?: Principal;
   target?: string;
   denied?: boolean;
+  /** The audited operation's entry while its handler runs. */
+  pending?: PendingAudit;
 }
 
 const states = new WeakMap<FastifyRequest, RequestState>();
@@ -120,6 +125,16 @@ export function installAuth(app: FastifyInstance, instance: Instance, opts: Auth
     if (!state?.op || !state.principal) return;
     await authorizeOperation(instance.access, state.principal, state.op, fieldsOf(req), lookup, (target) => (state.target = target));
     if (!state.principal.owner) stampIdentity(req, state.op.action, state.principal.user);
+    if (state.op.audited) {
+      const target = state.target ?? req.url.split('?')[0]!;
+      state.pending = beginEntry(auditOf(instance), { actor: state.principal.user, action: state.op.action, target, client: req.ip, detail: { method: req.method } });
+    }
+  });
+  // Callback style, so the handler runs inside the entry's scope (an async hook's context ends with it).
+  app.addHook('preHandler', (req, _reply, done) => {
+    const pending = states.get(req)?.pending;
+    if (pending) instance.audit.run(pending, done);
+    else done();
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -129,6 +144,7 @@ export function installAuth(app: FastifyInstance, instance: Instance, opts: Auth
     const outcome = status === 401 || status === 403 ? 'denied' : status >= 400 ? 'error' : 'ok';
     // Denials are always recorded; otherwise only operations marked audited (not health checks or predictions).
     if (outcome !== 'denied' && !state.op?.audited) return;
+    if (state.pending) return finishEntry(auditOf(instance), state.pending, outcome, { status });
     await record(auditOf(instance), {
       actor: state.principal?.user ?? 'anonymous',
       action: state.op?.action ?? `http.${req.method.toLowerCase()}`,

@@ -1,6 +1,7 @@
 import { defaultAuthor } from '../data/service.js';
 import { auditOf, ForbiddenError, type Principal } from '../governance/access.js';
-import { authorizeOperation, errorDetail, lookupIn, outcomeOf, readableBy, record } from '../governance/authorize.js';
+import type { PendingAudit } from '../governance/audit.js';
+import { authorizeOperation, beginEntry, errorDetail, finishEntry, lookupIn, outcomeOf, readableBy, record } from '../governance/authorize.js';
 import { CLIENT_METHODS, operation } from '../governance/operations.js';
 import type { Instance } from '../instance.js';
 import type { StrataClient } from '../sdk/client.js';
@@ -43,7 +44,8 @@ export function authorizedClient(instance: Instance, inner: StrataClient, princi
   const lookup = lookupIn(instance.meta.db);
   const audit = auditOf(instance);
 
-  const guard = async (method: string, args: unknown[]): Promise<{ action: string; target: string; audited: boolean; args: unknown[] }> => {
+  type Guarded = { action: string; target: string; audited: boolean; pending?: PendingAudit; args: unknown[] };
+  const guard = async (method: string, args: unknown[]): Promise<Guarded> => {
     const entry = CLIENT_METHODS[method];
     if (!entry) {
       // A client method missing from the operations table: the owner may use it, a token user may not (fail closed).
@@ -58,13 +60,21 @@ export function authorizedClient(instance: Instance, inner: StrataClient, princi
       await record(audit, { actor: principal.user, action: op.action, target, outcome: outcomeOf(err), client: 'local', detail: errorDetail(err) });
       throw err;
     }
-    return { action: op.action, target, audited: op.audited, args: principal.owner ? args : stampIdentity(method, args, principal.user) };
+    const pending = op.audited ? beginEntry(audit, { actor: principal.user, action: op.action, target, client: 'local' }) : undefined;
+    return { action: op.action, target, audited: op.audited, pending, args: principal.owner ? args : stampIdentity(method, args, principal.user) };
   };
 
-  const finish = (g: { action: string; target: string; audited: boolean }, err?: unknown) =>
-    g.audited || (err !== undefined && outcomeOf(err) === 'denied')
-      ? record(audit, { actor: principal.user, action: g.action, target: g.target, outcome: err === undefined ? 'ok' : outcomeOf(err), client: 'local', ...(err === undefined ? {} : { detail: errorDetail(err) }) })
+  /** Runs the call with its entry pending, so the call's transaction writes it (AuditLog.run). */
+  const within = <T>(g: Guarded, call: () => T): T => (g.pending && audit ? audit.run(g.pending, call) : call());
+
+  const finish = (g: Guarded, err?: unknown) => {
+    const outcome = err === undefined ? 'ok' : outcomeOf(err);
+    const detail = err === undefined ? undefined : errorDetail(err);
+    if (g.pending) return finishEntry(audit, g.pending, outcome, detail);
+    return g.audited || outcome === 'denied'
+      ? record(audit, { actor: principal.user, action: g.action, target: g.target, outcome, client: 'local', ...(detail ? { detail } : {}) })
       : Promise.resolve();
+  };
 
   return new Proxy(inner, {
     get(target, prop, receiver) {
@@ -89,7 +99,7 @@ export function authorizedClient(instance: Instance, inner: StrataClient, princi
         // A user's catalog search shows only what they may read (as the server's does).
         if (prop === 'searchCatalog' && !principal.owner) g.args = [g.args[0], { ...(g.args[1] as object | undefined), visible: readableBy(instance.access, principal) }];
         try {
-          const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, g.args);
+          const result = await within(g, () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, g.args));
           await finish(g);
           return result;
         } catch (err) {

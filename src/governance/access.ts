@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, StrataError } from '../errors.js';
 import { checkName } from '../data/paths.js';
 import type { Schema } from '../meta/schema.js';
+import type { AuditLog } from './audit.js';
 import { parseDuration } from '../pipelines/duration.js';
 
 // Users, API tokens and role grants. A grant gives a role either
@@ -306,9 +307,7 @@ export class AccessControl {
 }
 
 /** The part of governance/audit.ts's AuditLog that access control uses. */
-export interface AuditAppender {
-  append(entry: { actor: string; action: string; target: string; outcome: 'ok' | 'denied' | 'error'; client?: string; detail?: Record<string, unknown> }): Promise<unknown>;
-}
+export type AuditAppender = Pick<AuditLog, 'append' | 'pending' | 'run' | 'finish'>;
 
 export function auditOf(instance: { audit?: AuditAppender }): AuditAppender | undefined {
   return instance.audit;

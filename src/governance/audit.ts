@@ -1,5 +1,7 @@
-import { sql, type Kysely } from 'kysely';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { sql, type DatabaseConnection, type Kysely } from 'kysely';
 import { CorruptionError, InvalidArgumentError } from '../errors.js';
+import type { CommitHooks } from '../meta/commit-hooks.js';
 import type { Schema } from '../meta/schema.js';
 import { parseDuration } from '../pipelines/duration.js';
 import { ensureInstanceKey, publicKeyFromBase64, signText, verifyText, type InstanceKey } from './keys.js';
@@ -9,6 +11,11 @@ import { EMPTY_ROOT, leafHash, MerkleBuilder, nodeHash } from './merkle.js';
 // RFC 6962 Merkle tree over the entries' canonical bytes. Rows live in the
 // metadata database; signed checkpoints (size + root) let anyone holding one
 // prove later that the first `size` entries were not changed.
+//
+// An audited operation's entry is written inside the operation's own
+// transaction where it has one (see AuditLog.run): the change and its entry
+// commit together, so no crash can keep one without the other, and the
+// entry costs no commit of its own.
 
 export type AuditOutcome = 'ok' | 'denied' | 'error';
 
@@ -175,22 +182,104 @@ function checkField(value: unknown, name: string): string {
   return value.replace(UNSTORABLE, '\ufffd');
 }
 
+/**
+ * The entry of an audited operation while it runs. The first transaction of the
+ * operation that changes rows writes it (outcome ok) before it commits; an
+ * operation that never commits one gets its entry from finish().
+ */
+export class PendingAudit {
+  /** open: not written; writing: in a transaction not yet committed; written: committed; closed: finished. */
+  state: 'open' | 'writing' | 'written' | 'closed' = 'open';
+  /** The committed entry's seq (state written). */
+  seq?: number;
+  /** Resolves when a transaction writing the entry has committed or rolled back. */
+  settled: Promise<void> = Promise.resolve();
+
+  constructor(readonly input: AuditEntryInput) {}
+}
+
+/** The operation in progress in this async context (set by AuditLog.run). */
+const inProgress = new AsyncLocalStorage<PendingAudit>();
+
 export class AuditLog {
   private keyCache?: InstanceKey;
 
+  /** With `hooks`, entries of operations run through run() commit inside the operation's transaction. */
   constructor(
     private readonly db: Kysely<Schema>,
     private readonly home: string,
-  ) {}
-
-  /** The instance key, made now if the instance predates audit checkpoints. */
-  private get key(): InstanceKey {
-    this.keyCache ??= ensureInstanceKey(this.home);
-    return this.keyCache;
+    hooks?: CommitHooks,
+  ) {
+    hooks?.beforeCommit((connection) => this.writePending(connection));
   }
 
-  /** Appends one entry: one max() read and one insert (retried if another appender took the same seq). */
-  async append(input: AuditEntryInput): Promise<AuditEntry> {
+  /** An entry for an operation about to run; its fields are checked now. */
+  pending(input: Omit<AuditEntryInput, 'outcome'>): PendingAudit {
+    const entry = { ...input, outcome: 'ok' as const };
+    this.rowOf(entry, 0); // throws on a bad field before the operation runs
+    return new PendingAudit(entry);
+  }
+
+  /** Runs `fn` (the operation) so that its first writing transaction also writes `pending`. */
+  run<T>(pending: PendingAudit, fn: () => T): T {
+    return inProgress.run(pending, fn);
+  }
+
+  /**
+   * Ends the operation's entry: nothing more when it committed with the change and the
+   * operation succeeded; otherwise appended now with the outcome. An operation that failed
+   * after a transaction of it committed gets both: the ok entry of what committed, and
+   * this one (with `committed_entry`, that entry's seq).
+   */
+  async finish(pending: PendingAudit, outcome: AuditOutcome, detail?: Record<string, unknown>): Promise<AuditEntry | undefined> {
+    if (pending.state === 'writing') await pending.settled;
+    if (pending.state === 'written') {
+      pending.state = 'closed';
+      if (outcome === 'ok') return undefined;
+      return this.append({ ...pending.input, outcome, detail: { ...pending.input.detail, ...detail, committed_entry: pending.seq } });
+    }
+    if (pending.state === 'closed') return undefined;
+    pending.state = 'closed';
+    return this.append({ ...pending.input, outcome, detail: { ...pending.input.detail, ...detail } });
+  }
+
+  /** The commit hook: writes the pending entry of the operation in progress into the transaction about to commit. */
+  private async writePending(connection: DatabaseConnection): Promise<((committed: boolean) => void) | undefined> {
+    const pending = inProgress.getStore();
+    if (!pending || pending.state !== 'open') return undefined;
+    pending.state = 'writing';
+    let settle!: () => void;
+    pending.settled = new Promise((resolve) => (settle = resolve));
+    let seq: number;
+    try {
+      const row = this.rowOf(pending.input, Date.now());
+      const last = this.db.selectFrom('audit_entries').select(sql<number | string | null>`max(seq)`.as('m')).compile();
+      for (let attempt = 0; ; attempt++) {
+        const max = (await connection.executeQuery<{ m: number | string | null }>(last)).rows[0]?.m;
+        row.seq = Number(max ?? 0) + 1;
+        row.leaf = rowLeaf(row).toString('hex');
+        // A concurrent transaction (PostgreSQL) that took this seq commits first: read max() again.
+        const insert = this.db.insertInto('audit_entries').values(row).onConflict((oc) => oc.column('seq').doNothing()).compile();
+        const res = await connection.executeQuery(insert);
+        if (res.numAffectedRows === 1n) break;
+        if (attempt >= 1000) throw new Error('could not take an audit sequence number after 1000 tries');
+      }
+      seq = Number(row.seq);
+    } catch (err) {
+      pending.state = 'open';
+      settle();
+      throw err;
+    }
+    return (committed) => {
+      pending.state = committed ? 'written' : 'open';
+      if (committed) pending.seq = seq;
+      settle();
+      if (committed && seq % AUTO_CHECKPOINT_EVERY === 0) void this.autoCheckpoint(seq);
+    };
+  }
+
+  /** A row for `input` (seq and leaf still to set); throws naming a bad field. */
+  private rowOf(input: AuditEntryInput, time: number): Row {
     const actor = checkField(input.actor, 'actor');
     const action = checkField(input.action, 'action');
     const target = checkField(input.target, 'target');
@@ -201,10 +290,20 @@ export class AuditLog {
     }
     const detail = canonicalJson(input.detail ?? {});
     if (detail.length > 16_384) throw new InvalidArgumentError('audit entry detail is larger than 16 KiB: record ids and counts, not contents');
-    const time = Date.now();
+    return { seq: 0, time, actor, action, target, outcome: input.outcome, client, detail, leaf: '' };
+  }
+
+  /** The instance key, made now if the instance predates audit checkpoints. */
+  private get key(): InstanceKey {
+    this.keyCache ??= ensureInstanceKey(this.home);
+    return this.keyCache;
+  }
+
+  /** Appends one entry: one max() read and one insert (retried if another appender took the same seq). */
+  async append(input: AuditEntryInput): Promise<AuditEntry> {
+    const row = this.rowOf(input, Date.now());
     for (let attempt = 0; ; attempt++) {
-      const seq = (await this.lastSeq()) + 1;
-      const row: Row = { seq, time, actor, action, target, outcome: input.outcome, client, detail, leaf: '' };
+      row.seq = (await this.lastSeq()) + 1;
       row.leaf = rowLeaf(row).toString('hex');
       try {
         await this.db.insertInto('audit_entries').values(row).execute();
@@ -217,6 +316,7 @@ export class AuditLog {
         }
         throw err;
       }
+      const seq = Number(row.seq);
       if (seq % AUTO_CHECKPOINT_EVERY === 0) await this.autoCheckpoint(seq);
       return toEntry(row);
     }

@@ -4,6 +4,7 @@ import type { Schema } from '../meta/schema.js';
 import { findJob } from '../pipelines/service.js';
 import { inputRepos, type PipelineSpec } from '../pipelines/spec.js';
 import { ForbiddenError, type AccessControl, type AuditAppender, type Principal, type Resource } from './access.js';
+import type { PendingAudit } from './audit.js';
 import type { Fields, Lookup, Operation, Target } from './operations.js';
 
 // One authorization step shared by the HTTP server and the in-process CLI
@@ -51,23 +52,57 @@ export function outcomeOf(err: unknown): 'denied' | 'error' {
 /** The longest target an audit entry holds (AuditLog.append refuses longer ones). */
 const MAX_TARGET = 1000;
 
+type EntryFields = { actor: string; action: string; target: string; client: string; detail?: Record<string, unknown> };
+
 /**
- * Appends one entry; an audit failure is reported on stderr but never changes the answer already given.
  * A target too long for an entry (a ref padded with `/./` segments reads the same file) is cut short,
  * with its full length in the detail, so such a request is still recorded.
  */
-export async function record(
-  audit: AuditAppender | undefined,
-  entry: { actor: string; action: string; target: string; outcome: 'ok' | 'denied' | 'error'; client: string; detail?: Record<string, unknown> },
-): Promise<void> {
+function fitted<E extends EntryFields>(entry: E): E {
+  if (entry.target.length <= MAX_TARGET) return entry;
+  return { ...entry, target: `${entry.target.slice(0, MAX_TARGET - 3)}...`, detail: { ...entry.detail, target_length: entry.target.length } };
+}
+
+function warn(entry: EntryFields & { action: string }, err: unknown): void {
+  process.stderr.write(`strata: warning: could not write the audit entry for ${entry.action} on ${entry.target}: ${(err as Error).message}\n`);
+}
+
+/** Appends one entry; an audit failure is reported on stderr but never changes the answer already given. */
+export async function record(audit: AuditAppender | undefined, entry: EntryFields & { outcome: 'ok' | 'denied' | 'error' }): Promise<void> {
   if (!audit) return;
-  if (entry.target.length > MAX_TARGET) {
-    entry = { ...entry, target: `${entry.target.slice(0, MAX_TARGET - 3)}...`, detail: { ...entry.detail, target_length: entry.target.length } };
-  }
   try {
-    await audit.append(entry);
+    await audit.append(fitted(entry));
   } catch (err) {
-    process.stderr.write(`strata: warning: could not write the audit entry for ${entry.action} on ${entry.target}: ${(err as Error).message}\n`);
+    warn(entry, err);
+  }
+}
+
+/**
+ * The entry of an audited operation about to run: run the operation inside `audit.run(pending, ...)` so its
+ * transaction writes the entry, then call finishEntry. Undefined (after a warning) if it cannot be made.
+ */
+export function beginEntry(audit: AuditAppender | undefined, entry: EntryFields): PendingAudit | undefined {
+  if (!audit) return undefined;
+  try {
+    return audit.pending(fitted(entry));
+  } catch (err) {
+    warn(entry, err);
+    return undefined;
+  }
+}
+
+/** Ends an operation's entry with its outcome (AuditLog.finish); a failure is reported on stderr. */
+export async function finishEntry(
+  audit: AuditAppender | undefined,
+  pending: PendingAudit | undefined,
+  outcome: 'ok' | 'denied' | 'error',
+  detail?: Record<string, unknown>,
+): Promise<void> {
+  if (!audit || !pending) return;
+  try {
+    await audit.finish(pending, outcome, detail);
+  } catch (err) {
+    warn({ ...pending.input, client: pending.input.client ?? 'local' }, err);
   }
 }
 

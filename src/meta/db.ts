@@ -1,16 +1,19 @@
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, type Dialect, PostgresDialect, SqliteDialect } from 'kysely';
 import { InvalidArgumentError, StrataError } from '../errors.js';
+import { withCommitHooks, type CommitHooks } from './commit-hooks.js';
 import { migrationProvider } from './migrations.js';
 import type { Schema } from './schema.js';
 
-export type Dialect = 'sqlite' | 'postgres';
+export type DialectName = 'sqlite' | 'postgres';
 
 export interface MetaDb {
   db: Kysely<Schema>;
-  dialect: Dialect;
+  dialect: DialectName;
   /** Where it lives, with any password removed: for messages and `inspect`. */
   location: string;
+  /** Writes that commit with each writing transaction (the audit entry of the change). */
+  hooks: CommitHooks;
   close(): Promise<void>;
 }
 
@@ -20,7 +23,7 @@ export interface MetaDb {
  */
 export async function openMetaDb(target: string): Promise<MetaDb> {
   const isPostgres = /^postgres(ql)?:\/\//.test(target);
-  let db: Kysely<Schema>;
+  let dialect: Dialect;
   if (isPostgres) {
     // Loaded on demand: the embedded default should not pay for pg's start-up.
     const { default: pg } = await import('pg');
@@ -31,7 +34,7 @@ export async function openMetaDb(target: string): Promise<MetaDb> {
     // An idle client whose server connection drops must not crash the process;
     // the pool discards it and the next query opens a new one.
     pool.on('error', () => {});
-    db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+    dialect = new PostgresDialect({ pool });
   } else {
     let sqlite: Database.Database;
     try {
@@ -44,8 +47,10 @@ export async function openMetaDb(target: string): Promise<MetaDb> {
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('busy_timeout = 10000');
     sqlite.pragma('foreign_keys = ON');
-    db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
+    dialect = new SqliteDialect({ database: sqlite });
   }
+  const hooked = withCommitHooks(dialect);
+  const db = new Kysely<Schema>({ dialect: hooked.dialect });
   const location = isPostgres ? target.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:***@') : target;
   const migrator = new Migrator({ db, provider: migrationProvider });
   const { error } = await migrator.migrateToLatest();
@@ -55,5 +60,5 @@ export async function openMetaDb(target: string): Promise<MetaDb> {
       cause: error,
     });
   }
-  return { db, dialect: isPostgres ? 'postgres' : 'sqlite', location, close: () => db.destroy() };
+  return { db, dialect: isPostgres ? 'postgres' : 'sqlite', location, hooks: hooked.hooks, close: () => db.destroy() };
 }
