@@ -46,6 +46,8 @@ export async function openMetaDb(target: string): Promise<MetaDb> {
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('busy_timeout = 10000');
+    // 64 MiB of page cache (default 2 MiB): searches over 100k runs otherwise re-read pages from the OS.
+    sqlite.pragma('cache_size = -65536');
     sqlite.pragma('foreign_keys = ON');
     dialect = new SqliteDialect({ database: sqlite });
   }

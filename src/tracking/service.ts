@@ -350,15 +350,56 @@ export class TrackingService {
     if (input.pipeline) q = q.where('runs.pipeline', '=', input.pipeline);
     const view = input.view ?? 'active';
     if (view !== 'all') q = q.where('runs.lifecycle_stage', '=', view);
-    for (const c of conditions) q = applyCondition(q, c);
+    // How conditions on metrics, params and tags are written depends on the sort, so the database can
+    // stop early where it can. A condition on the field sorted by is an inner join on its (run_id, key) row
+    // (one per run) and the sort uses that row: the (key, value) index is walked in order up to the page's
+    // end ("accuracy > 0.9, best first"). When sorting by a field no condition needs, every match is sorted
+    // anyway: then all conditions are joins, so the database starts from the most selective index. Otherwise
+    // (sorted by time or another attribute) each run is tested in sort order (EXISTS) up to the page's end.
+    const field = (x: { entity: string; key: string }) => `${x.entity}:${x.key}`;
+    const conditionFields = new Set(conditions.map(field));
+    const orderFields = new Set(order.filter((o) => o.entity !== 'attribute').map(field));
+    const joinAll = [...orderFields].some((f) => !conditionFields.has(f));
+    const joined = new Map<string, string>();
+    conditions.forEach((c, i) => {
+      if (c.entity === 'attribute') {
+        q = q.where((eb: any) => compare(eb, eb.ref(`runs.${ATTRIBUTES[c.key]!}`), c));
+      } else if (joinAll || (orderFields.has(field(c)) && !joined.has(field(c)))) {
+        const alias = `c${i}`;
+        q = q.innerJoin(`${FIELD_TABLES[c.entity]} as ${alias}`, (join: any) =>
+          join
+            .onRef(`${alias}.run_id`, '=', 'runs.id')
+            .on(`${alias}.key`, '=', c.key)
+            .on((eb: any) => compare(eb, eb.ref(`${alias}.value`), c)),
+        );
+        if (!joined.has(field(c))) joined.set(field(c), alias);
+      } else {
+        const table = FIELD_TABLES[c.entity];
+        q = q.where((eb: any) =>
+          eb.exists(
+            eb
+              .selectFrom(`${table} as f`)
+              .select(sql`1`.as('one'))
+              .whereRef('f.run_id', '=', 'runs.id')
+              .where('f.key', '=', c.key)
+              .where((inner: any) => compare(inner, inner.ref('f.value'), c)),
+          ),
+        );
+      }
+    });
     order.forEach((o, i) => {
-      const alias = `o${i}`;
       if (o.entity === 'attribute') {
         q = q.orderBy(`runs.${ATTRIBUTES[o.key]!}`, o.desc ? 'desc' : 'asc');
         return;
       }
-      const table = o.entity === 'metric' ? 'latest_metrics' : o.entity === 'param' ? 'params' : 'run_tags';
-      q = q.leftJoin(`${table} as ${alias}`, (join: any) => join.onRef(`${alias}.run_id`, '=', 'runs.id').on(`${alias}.key`, '=', o.key));
+      const filtered = joined.get(field(o));
+      if (filtered) {
+        // Every run here has the key (its condition needs it), so none sorts last for lacking it.
+        q = q.orderBy(`${filtered}.value`, o.desc ? 'desc' : 'asc');
+        return;
+      }
+      const alias = `o${i}`;
+      q = q.leftJoin(`${FIELD_TABLES[o.entity]} as ${alias}`, (join: any) => join.onRef(`${alias}.run_id`, '=', 'runs.id').on(`${alias}.key`, '=', o.key));
       // Runs without the key sort last either way, as in MLflow.
       q = q.orderBy(sql`${sql.ref(`${alias}.value`)} is null`).orderBy(`${alias}.value`, o.desc ? 'desc' : 'asc');
     });
@@ -472,23 +513,8 @@ async function insertPoints(trx: Kysely<Schema>, runId: string, points: { key: s
   }
 }
 
-function applyCondition<Q extends SelectQueryBuilder<any, any, any>>(q: Q, c: Condition): Q {
-  if (c.entity === 'attribute') {
-    const col = `runs.${ATTRIBUTES[c.key]!}`;
-    return q.where((eb: any) => compare(eb, eb.ref(col), c)) as Q;
-  }
-  const table = c.entity === 'metric' ? 'latest_metrics' : c.entity === 'param' ? 'params' : 'run_tags';
-  return q.where((eb: any) =>
-    eb.exists(
-      eb
-        .selectFrom(`${table} as f`)
-        .select(sql`1`.as('one'))
-        .whereRef('f.run_id', '=', 'runs.id')
-        .where('f.key', '=', c.key)
-        .where((inner: any) => compare(inner, inner.ref('f.value'), c)),
-    ),
-  ) as Q;
-}
+/** Where a filter or sort on metrics., params. or tags. looks; each has one row per (run_id, key). */
+const FIELD_TABLES = { metric: 'latest_metrics', param: 'params', tag: 'run_tags' } as const;
 
 function compare(eb: any, ref: any, c: Condition) {
   switch (c.op) {

@@ -82,6 +82,58 @@ for (const backend of await backends()) {
       assert.ok(Math.abs(cmp.metrics[0]!.deltas[1]! - 0.01) < 1e-9);
     });
 
+    it('answers every filter and sort shape (joined, tested per run, sorted last when missing) as a plain evaluation does', async () => {
+      const t = instance.tracking;
+      const exp = await t.createExperiment('search-shapes');
+      // 60 runs; some lack the metric, the param or the tag; start times are distinct.
+      type Ref = { name: string; start: number; acc?: number; loss?: number; lr?: string; team?: string };
+      const refs: Ref[] = [];
+      for (let i = 0; i < 60; i++) {
+        const ref: Ref = { name: `s${i}`, start: 0, acc: i % 7 === 0 ? undefined : ((i * 37) % 60) / 60, loss: i % 5 === 0 ? undefined : ((i * 11) % 13) / 13, lr: i % 6 === 0 ? undefined : i % 3 ? '0.1' : '0.01', team: i % 4 === 0 ? undefined : i % 2 ? 'a' : 'b' };
+        const r = await t.createRun({ experiment_id: exp.experiment_id, run_name: ref.name, start_time: 1_700_000_000_000 + i * 1000 });
+        ref.start = r.info.start_time;
+        const metrics = [...(ref.acc === undefined ? [] : [{ key: 'acc', value: ref.acc }]), ...(ref.loss === undefined ? [] : [{ key: 'loss', value: ref.loss }])];
+        await t.logBatch(r.info.run_id, { metrics, params: ref.lr === undefined ? [] : [{ key: 'lr', value: ref.lr }], tags: ref.team === undefined ? [] : [{ key: 'team', value: ref.team }] });
+        refs.push(ref);
+      }
+      type Cond = (r: Ref) => boolean;
+      type Sort = { get: (r: Ref) => number | string | undefined; desc: boolean };
+      const cases: { filter?: string; order_by: string[]; where: Cond[]; sort: Sort[] }[] = [
+        { filter: 'metrics.acc > 0.5', order_by: ['-metrics.acc'], where: [(r) => r.acc !== undefined && r.acc > 0.5], sort: [{ get: (r) => r.acc, desc: true }] },
+        { filter: "metrics.acc > 0.2 and params.lr = '0.1'", order_by: ['metrics.acc'], where: [(r) => r.acc !== undefined && r.acc > 0.2, (r) => r.lr === '0.1'], sort: [{ get: (r) => r.acc, desc: false }] },
+        { filter: "params.lr = '0.1'", order_by: ['-metrics.acc'], where: [(r) => r.lr === '0.1'], sort: [{ get: (r) => r.acc, desc: true }] },
+        { filter: "tags.team != 'a' and metrics.loss < 0.6", order_by: ['-metrics.acc', 'metrics.loss'], where: [(r) => r.team !== undefined && r.team !== 'a', (r) => r.loss !== undefined && r.loss < 0.6], sort: [{ get: (r) => r.acc, desc: true }, { get: (r) => r.loss, desc: false }] },
+        { filter: 'metrics.acc >= 0.3 and metrics.acc < 0.8', order_by: ['-metrics.acc'], where: [(r) => r.acc !== undefined && r.acc >= 0.3 && r.acc < 0.8], sort: [{ get: (r) => r.acc, desc: true }] },
+        { filter: 'metrics.loss > 0.1', order_by: [], where: [(r) => r.loss !== undefined && r.loss > 0.1], sort: [] },
+        { order_by: ['params.lr', '-metrics.loss'], where: [], sort: [{ get: (r) => r.lr, desc: false }, { get: (r) => r.loss, desc: true }] },
+        { filter: "params.lr IN ('0.01') and tags.team LIKE 'b%'", order_by: ['-params.lr'], where: [(r) => r.lr === '0.01', (r) => r.team?.startsWith('b') === true], sort: [{ get: (r) => r.lr, desc: true }] },
+      ];
+      // Missing keys sort last either way; ties by start time, newest first.
+      const cmp = (sort: Sort[]) => (a: Ref, b: Ref) => {
+        for (const s of sort) {
+          const x = s.get(a);
+          const y = s.get(b);
+          if (x === undefined || y === undefined) {
+            if (x !== y) return x === undefined ? 1 : -1;
+            continue;
+          }
+          if (x !== y) return (x < y ? -1 : 1) * (s.desc ? -1 : 1);
+        }
+        return b.start - a.start;
+      };
+      for (const c of cases) {
+        const expected = refs.filter((r) => c.where.every((w) => w(r))).sort(cmp(c.sort)).map((r) => r.name);
+        const names: string[] = [];
+        let page_token: string | undefined;
+        do {
+          const res = await t.searchRuns({ experiment_ids: [exp.experiment_id], filter: c.filter, order_by: c.order_by, max_results: 7, page_token });
+          names.push(...res.runs.map((r) => r.info.run_name));
+          page_token = res.next_page_token;
+        } while (page_token);
+        assert.deepEqual(names, expected, `filter ${c.filter ?? '(none)'} order ${c.order_by.join(', ') || '(start time)'}`);
+      }
+    });
+
     it('stores artifacts content-addressed and lists them like MLflow', async () => {
       const t = instance.tracking;
       const run = await t.createRun({});
