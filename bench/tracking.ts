@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,21 +27,64 @@ const secs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
 const rate = (n: number, s: number) => `${Math.round(n / s).toLocaleString('en-US')} points/s`;
 const points = (runId: string) => Array.from({ length: POINTS }, (_, i) => ({ key: `m${i % 10}`, value: Math.random(), step: Math.floor(i / 10) }));
 
-function rawSqlite(): number {
-  const db = new Database(join(work, 'raw.db'));
+/** The raw baseline's database: Strata's metrics table and index, the same durability. */
+function rawDb(name: string): { insertBatch(runId: string, rows: { key: string; value: number; step: number }[]): void; close(): void } {
+  const db = new Database(join(work, name));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.exec('create table metrics (run_id text not null, key text not null, value real not null, step integer not null, timestamp integer not null)');
   db.exec('create index metrics_run_key_step on metrics (run_id, key, step)');
   const insert = db.prepare('insert into metrics values (?, ?, ?, ?, ?)');
-  const rows = points('raw');
+  return {
+    insertBatch: (runId, rows) =>
+      db.transaction(() => {
+        for (const r of rows) insert.run(runId, r.key, r.value, r.step, Date.now());
+      })(),
+    close: () => db.close(),
+  };
+}
+
+function rawSqlite(): number {
+  const db = rawDb('raw.db');
+  // The same rows as Strata stores: a run id of the same form (32 hex digits) in every row.
+  const runId = randomBytes(16).toString('hex');
+  const rows = points(runId);
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < rows.length; i += BATCH) db.insertBatch(runId, rows.slice(i, i + BATCH));
+  const s = secs(started);
+  db.close();
+  return s;
+}
+
+/**
+ * The floor of any HTTP API here: a bare node:http server that JSON.parses each batch and does the raw
+ * inserts, posted to by the same fetch loop as Strata's HTTP API. What it loses against the raw inserts is
+ * the cost of HTTP and JSON alone.
+ */
+async function bareHttp(): Promise<number> {
+  const db = rawDb('bare-http.db');
+  const server = createServer((req, res) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (text += d));
+    req.on('end', () => {
+      const body = JSON.parse(text) as { run_id: string; metrics: { key: string; value: number; step: number }[] };
+      db.insertBatch(body.run_id, body.metrics);
+      res.statusCode = 204;
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/log`;
+  const runId = randomBytes(16).toString('hex');
+  const rows = points(runId);
   const started = process.hrtime.bigint();
   for (let i = 0; i < rows.length; i += BATCH) {
-    db.transaction(() => {
-      for (const r of rows.slice(i, i + BATCH)) insert.run('raw', r.key, r.value, r.step, Date.now());
-    })();
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ run_id: runId, metrics: rows.slice(i, i + BATCH) }) });
+    if (res.status !== 204) throw new Error(`bare server answered ${res.status}`);
   }
   const s = secs(started);
+  server.close();
   db.close();
   return s;
 }
@@ -50,6 +95,8 @@ try {
   process.stdout.write(`# bench/tracking (${new Date().toISOString()}, node ${process.version}, ${POINTS.toLocaleString('en-US')} points, batches of ${BATCH})\n\n`);
   const raw = rawSqlite();
   results.push(['raw SQLite inserts (better-sqlite3, same index, same durability)', raw]);
+  const floor = await bareHttp();
+  results.push(['bare node:http + JSON.parse + the raw inserts (HTTP floor)', floor]);
 
   const inProc = await instance.tracking.createRun({ run_name: 'in-process' });
   const rows = points(inProc.info.run_id);
@@ -88,9 +135,11 @@ try {
   if (job.state !== 'success' || logged !== POINTS) throw new Error(`step job ${job.state}: ${job.reason}; logged ${logged}`);
   results.push(['Strata job writing $STRATA_METRICS (whole job, sandbox included)', stepSecs]);
 
-  for (const [what, s] of results) process.stdout.write(`${what.padEnd(68)} ${s.toFixed(2).padStart(6)} s  ${rate(POINTS, s)}\n`);
+  for (const [what, s] of results) process.stdout.write(`${what.padEnd(70)} ${s.toFixed(2).padStart(6)} s  ${rate(POINTS, s)}\n`);
   process.stdout.write('\nratios against raw SQLite (target >= 0.5):\n');
-  for (const [what, s] of results.slice(1)) process.stdout.write(`  ${what.padEnd(66)} ${(raw / s).toFixed(2)}x\n`);
+  for (const [what, s] of results.slice(1)) process.stdout.write(`  ${what.padEnd(68)} ${(raw / s).toFixed(2)}x\n`);
+  const http = results.find(([what]) => what.startsWith('Strata HTTP'))![1];
+  process.stdout.write(`\nStrata's HTTP API against the bare HTTP floor: ${(floor / http).toFixed(2)}x\n`);
 
   // 100k runs, each with params, a metric and a tag, seeded in bulk (seeding is not what is measured).
   process.stdout.write(`\nseeding ${RUNS.toLocaleString('en-US')} runs...\n`);

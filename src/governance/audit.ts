@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { sql, type DatabaseConnection, type Kysely } from 'kysely';
 import { CorruptionError, InvalidArgumentError } from '../errors.js';
-import type { CommitHooks } from '../meta/commit-hooks.js';
+import type { CommitHooks } from '../meta/driver.js';
 import type { Schema } from '../meta/schema.js';
 import { parseDuration } from '../pipelines/duration.js';
 import { ensureInstanceKey, publicKeyFromBase64, signText, verifyText, type InstanceKey } from './keys.js';

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, type Dialect, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, type Dialect, PostgresDialect } from 'kysely';
 import { InvalidArgumentError, StrataError } from '../errors.js';
-import { withCommitHooks, type CommitHooks } from './commit-hooks.js';
+import { sqliteDialect, wrapDialect, type CommitHooks, type SqliteStatements } from './driver.js';
 import { migrationProvider } from './migrations.js';
 import type { Schema } from './schema.js';
 
@@ -24,6 +24,7 @@ export interface MetaDb {
 export async function openMetaDb(target: string): Promise<MetaDb> {
   const isPostgres = /^postgres(ql)?:\/\//.test(target);
   let dialect: Dialect;
+  let statements: SqliteStatements | undefined;
   if (isPostgres) {
     // Loaded on demand: the embedded default should not pay for pg's start-up.
     const { default: pg } = await import('pg');
@@ -49,9 +50,9 @@ export async function openMetaDb(target: string): Promise<MetaDb> {
     // 64 MiB of page cache (default 2 MiB): searches over 100k runs otherwise re-read pages from the OS.
     sqlite.pragma('cache_size = -65536');
     sqlite.pragma('foreign_keys = ON');
-    dialect = new SqliteDialect({ database: sqlite });
+    ({ dialect, statements } = sqliteDialect(sqlite));
   }
-  const hooked = withCommitHooks(dialect);
+  const hooked = wrapDialect(dialect, statements);
   const db = new Kysely<Schema>({ dialect: hooked.dialect });
   const location = isPostgres ? target.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:***@') : target;
   const migrator = new Migrator({ db, provider: migrationProvider });

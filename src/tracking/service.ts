@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { PostgresAdapter, sql, type Kysely, type SelectQueryBuilder } from 'kysely';
+import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { DataService } from '../data/service.js';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Schema } from '../meta/schema.js';
 import { ATTRIBUTES, parseFilter, parseOrderBy, type Condition } from './filter.js';
+import { bulkInsert } from '../meta/driver.js';
 import type {
   ArtifactInfo,
   CreateRunInput,
@@ -497,20 +498,15 @@ export class TrackingService {
   }
 }
 
-/**
- * Metric points go in as one JSON parameter unpacked by the database
- * (json_each / json_to_recordset): building and binding a 5-column
- * multi-row INSERT costs more than the insert itself at 1,000 points.
- */
+/** Metric points go in as a bulk insert (meta/driver.ts): a builder INSERT of 1,000 rows costs more than the insert. */
 async function insertPoints(trx: Kysely<Schema>, runId: string, points: { key: string; value: number; step: number; timestamp: number }[]) {
-  const json = JSON.stringify(points.map((p) => [p.key, p.value, p.step, p.timestamp]));
-  if (trx.getExecutor().adapter instanceof PostgresAdapter) {
-    await sql`insert into metrics (run_id, key, value, step, timestamp)
-      select ${runId}, p->>0, (p->>1)::float8, (p->>2)::bigint, (p->>3)::bigint from json_array_elements(${json}::json) as p`.execute(trx);
-  } else {
-    await sql`insert into metrics (run_id, key, value, step, timestamp)
-      select ${runId}, j.value->>0, j.value->>1, j.value->>2, j.value->>3 from json_each(${json}) as j`.execute(trx);
-  }
+  await trx.executeQuery(
+    bulkInsert(
+      'metrics',
+      ['run_id', 'key', 'value', 'step', 'timestamp'],
+      points.map((p) => [runId, p.key, p.value, p.step, p.timestamp]),
+    ),
+  );
 }
 
 /** Where a filter or sort on metrics., params. or tags. looks; each has one row per (run_id, key). */

@@ -9,7 +9,7 @@ import { Instance } from '../../src/instance.js';
 import { backends, until } from '../fixtures.js';
 
 // An audited operation's entry commits in the operation's own transaction
-// (issue 6's audit log, written through meta/commit-hooks.ts): the change and
+// (issue 6's audit log, written through meta/driver.ts): the change and
 // its entry are kept or lost together, on SQLite and PostgreSQL.
 
 async function post(url: string, body: unknown): Promise<{ status: number; body: any }> {
