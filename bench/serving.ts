@@ -18,6 +18,9 @@ import { logisticRegressionModel } from '../src/onnx/build.js';
 //       concurrency 64 against the unbatched figure, target >= 1.5x
 //   (e) a 20 s load while the alias moves between two versions every 2 s:
 //       non-200 responses + socket errors, target 0
+//   (f) the floor: a bare node:http server that parses the same bodies and
+//       runs the same model in-process (bench/serving-floor.ts), unbatched and
+//       batched: what any Node.js inference server can reach here
 // Load goes to 127.0.0.1 only; each phase runs <= 10 s except (e) (20 s);
 // the whole run is cut off at 180 s. wrk shares the machine's cores with the
 // server it loads, as any single-machine bench does.
@@ -211,6 +214,24 @@ try {
   children.shift()!.kill('SIGTERM');
   say(`(a) bare node:http hello world @${HIGH}: ${f(bare.rps)} req/s, p50 ${bare.p50ms.toFixed(3)} ms, p99 ${bare.p99ms.toFixed(3)} ms`);
 
+  // (f) the floor of any inference server here: bare node:http + the body's parsing + in-process ORT.
+  const modelFile = join(work, 'model.onnx');
+  writeFileSync(modelFile, models[0]!);
+  const floorScript = join(root, 'dist', 'bench', 'serving-floor.js');
+  const floors: Record<string, WrkResult> = {};
+  for (const [name, args, lua] of [
+    ['JSON', [], luaPost],
+    ['binary', [], luaBinary],
+    ['JSON, batched', ['--batch'], luaPost],
+    ['binary, batched', ['--batch'], luaBinary],
+  ] as const) {
+    const floorUrl = await startChild(process.execPath, [floorScript, modelFile, ...args], {}, /LISTEN (http:\S+)/);
+    await wrk(floorUrl, HIGH, 1, lua);
+    floors[name] = await wrk(floorUrl, HIGH, PHASE_S, lua);
+    children.pop()!.kill('SIGTERM');
+    say(`(f) floor: bare node:http + ${name} body + in-process ORT @${HIGH}: ${f(floors[name]!.rps)} req/s (${(floors[name]!.rps / bare.rps).toFixed(2)}x bare hello world)`);
+  }
+
   // (b) strata server.
   const url = await startChild(process.execPath, [strataBin, 'server', '--port', '0'], { STRATA_HOME: home }, /listening on (http:\S+)/);
   await api('POST', `${url}/api/v1/deployments`, { name: 'lr-prod', model: 'lr@production' });
@@ -264,12 +285,14 @@ try {
     ['p50 added over in-process ORT @1', `${added.toFixed(3)} ms (${c1.p50ms.toFixed(3)} - ${ortP50.toFixed(3)})`, '<= 0.5 ms', added <= 0.5],
     [`throughput (b)@${HIGH} / bare node:http (a)`, `${(cHigh.rps / bare.rps).toFixed(2)}x (${f(cHigh.rps)} / ${f(bare.rps)})`, '>= 0.3x', cHigh.rps / bare.rps >= 0.3],
     [`  same, binary tensor data (b') / (a)`, `${(binary.rps / bare.rps).toFixed(2)}x (${f(binary.rps)} / ${f(bare.rps)})`, '>= 0.3x', binary.rps / bare.rps >= 0.3],
+    [`  floor (f): bare server + ORT, JSON / (a)`, `${(floors['JSON']!.rps / bare.rps).toFixed(2)}x; binary ${(floors['binary']!.rps / bare.rps).toFixed(2)}x; batched ${(floors['JSON, batched']!.rps / bare.rps).toFixed(2)}x / ${(floors['binary, batched']!.rps / bare.rps).toFixed(2)}x`, '', true],
+    [`  Strata / floor: JSON, binary, batched`, `${(cHigh.rps / floors['JSON']!.rps).toFixed(2)}x, ${(binary.rps / floors['binary']!.rps).toFixed(2)}x, ${(batched.rps / floors['JSON, batched']!.rps).toFixed(2)}x / ${(batchedBinary.rps / floors['binary, batched']!.rps).toFixed(2)}x`, '', true],
     [`batched / unbatched @${HIGH}`, `${(batched.rps / cHigh.rps).toFixed(2)}x (${f(batched.rps)} / ${f(cHigh.rps)})`, '>= 1.5x', batched.rps / cHigh.rps >= 1.5],
     [`  same, binary tensor data (d') / (b')`, `${(batchedBinary.rps / binary.rps).toFixed(2)}x (${f(batchedBinary.rps)} / ${f(binary.rps)})`, '>= 1.5x', batchedBinary.rps / binary.rps >= 1.5],
     [`failed requests during ${SWAP_S} s hot swap`, `${swapFailed} of ${f(swap.requests)}`, '0', swapFailed === 0],
   ];
   say('\n' + ['MEASURE'.padEnd(44), 'RESULT'.padEnd(36), 'TARGET'.padEnd(10), 'MET'].join(' '));
-  for (const [what, result, target, ok] of rows) say([what.padEnd(44), result.padEnd(36), target.padEnd(10), ok ? 'yes' : 'NO'].join(' '));
+  for (const [what, result, target, ok] of rows) say([what.padEnd(44), result.padEnd(36), target.padEnd(10), target === '' ? '-' : ok ? 'yes' : 'NO'].join(' '));
 } finally {
   cleanup();
   clearTimeout(deadline);

@@ -200,6 +200,11 @@ export class PendingAudit {
 
 /** The operation in progress in this async context (set by AuditLog.run). */
 const inProgress = new AsyncLocalStorage<PendingAudit>();
+/**
+ * Pending entries not yet finished. At 0 the storage is disabled: an enabled AsyncLocalStorage
+ * makes Node track every promise (~3% of a busy inference server), and the next run() enables it.
+ */
+let unfinished = 0;
 
 export class AuditLog {
   private keyCache?: InstanceKey;
@@ -217,6 +222,7 @@ export class AuditLog {
   pending(input: Omit<AuditEntryInput, 'outcome'>): PendingAudit {
     const entry = { ...input, outcome: 'ok' as const };
     this.rowOf(entry, 0); // throws on a bad field before the operation runs
+    unfinished++;
     return new PendingAudit(entry);
   }
 
@@ -233,6 +239,7 @@ export class AuditLog {
    */
   async finish(pending: PendingAudit, outcome: AuditOutcome, detail?: Record<string, unknown>): Promise<AuditEntry | undefined> {
     if (pending.state === 'writing') await pending.settled;
+    if (pending.state !== 'closed' && --unfinished === 0) inProgress.disable();
     if (pending.state === 'written') {
       pending.state = 'closed';
       if (outcome === 'ok') return undefined;

@@ -235,8 +235,12 @@ export class TrackingService {
     const row = await this.runRow(runId);
     if (row.lifecycle_stage !== 'active') throw new InvalidArgumentError(`run ${row.id} is deleted; restore it before logging to it`);
     const now = Date.now();
+    const keys = new Set<string>(); // a batch repeats a few keys: each is checked once
     const metrics = (batch.metrics ?? []).map((m, i) => {
-      checkKey(m.key, `metrics[${i}].key`);
+      if (!keys.has(m.key)) {
+        checkKey(m.key, `metrics[${i}].key`);
+        keys.add(m.key);
+      }
       const value = typeof m.value === 'string' && m.value.trim() !== '' ? Number(m.value) : m.value;
       if (typeof value !== 'number' || !Number.isFinite(value)) {
         throw new InvalidArgumentError(`metric "${m.key}": value must be a finite number, got ${JSON.stringify(m.value)}`);
