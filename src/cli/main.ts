@@ -213,6 +213,7 @@ function buildProgram(): Command {
         const total = files.reduce((s, f) => s + f.size, 0);
         const bar = progressBar(`put ${repoName}@${branchName}`, total);
         const cache = localHome ? StatCache.open(localHome) : undefined;
+        cache?.preload(plan.filter((s) => s.stat.isDirectory()).map((s) => resolve(s.local)));
         let result: PutResult;
         try {
           result = await client.commit(repoName, branchName, changesFrom(files, stdinDest, cache), {

@@ -79,10 +79,11 @@ function readSmall(path: string, size: number): Buffer {
 /** Lists every regular file under the planned sources, in a stable order. Symlinks are skipped. */
 export function expandFiles(plan: PlannedSource[]): LocalFile[] {
   const out: LocalFile[] = [];
+  // `local` is absolute (sources are resolved once, below).
   const add = (local: string, dest: string) => {
     const st = lstatSync(local, { bigint: true });
     out.push({
-      local: resolve(local),
+      local,
       dest,
       size: Number(st.size),
       stat: { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino },
@@ -97,8 +98,8 @@ export function expandFiles(plan: PlannedSource[]): LocalFile[] {
     }
   };
   for (const s of plan) {
-    if (s.stat.isDirectory()) visit(s.local, s.dest);
-    else add(s.local, s.dest);
+    if (s.stat.isDirectory()) visit(resolve(s.local), s.dest);
+    else add(resolve(s.local), s.dest);
   }
   return out;
 }

@@ -15,7 +15,6 @@ import Database from 'better-sqlite3';
 // Entries are written only after the commit that stored the content landed.
 
 const RACY_MS = 2000;
-const PRELOAD_MAX = 500_000;
 
 export interface FileStat {
   size: bigint;
@@ -49,27 +48,34 @@ export class StatCache {
 
   /** The cached hash when the file is unchanged since it was committed. */
   lookup(path: string, stat: FileStat): string | undefined {
-    const row = this.row(path);
+    const row = this.preloadedRow(path) ?? (this.lookupStmt.raw().get(path) as string[] | undefined)?.join(' ');
     if (!row) return undefined;
-    const same =
-      row[0] === String(stat.size) && row[1] === String(stat.mtimeNs) && row[2] === String(stat.ctimeNs) && row[3] === String(stat.ino);
-    return same ? row[4] : undefined;
+    const signature = `${stat.size} ${stat.mtimeNs} ${stat.ctimeNs} ${stat.ino} `;
+    return row.startsWith(signature) && row.length === signature.length + 64 ? row.slice(signature.length) : undefined;
   }
 
-  // A cache of up to PRELOAD_MAX entries is read in one query: one statement
-  // per file costs more than the lookups themselves for a 10k-file put.
-  private preloaded?: Map<string, string[]> | null;
+  // The entries under the directories being put are read in one query each:
+  // one statement per file costs more than the lookups themselves for a
+  // 10k-file put. Each is kept as one string "size mtime ctime ino hash".
+  private readonly preloaded = new Map<string, string>();
+  private readonly preloadedDirs: string[] = [];
 
-  private row(path: string): string[] | undefined {
-    if (this.preloaded === undefined) {
-      const { n } = this.db.prepare('select count(*) as n from files').get() as { n: number };
-      this.preloaded =
-        n <= PRELOAD_MAX
-          ? new Map((this.db.prepare('select path, size, mtime, ctime, ino, hash from files').raw().all() as string[][]).map((r) => [r[0]!, r.slice(1)]))
-          : null;
+  /** Reads the entries of files under `dirs` (absolute local directories) ahead of their lookups. */
+  preload(dirs: string[]): void {
+    const range = this.db.prepare("select path, size || ' ' || mtime || ' ' || ctime || ' ' || ino || ' ' || hash from files where path > ? and path < ?").raw();
+    for (const dir of dirs) {
+      const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+      // Every path under prefix sorts between "prefix" and "prefix" with its last '/' raised to '0'.
+      for (const [path, row] of range.iterate(prefix, `${prefix.slice(0, -1)}0`) as Iterable<[string, string]>) this.preloaded.set(path, row);
+      this.preloadedDirs.push(prefix);
     }
-    if (this.preloaded) return this.preloaded.get(path);
-    return this.lookupStmt.raw().get(path) as string[] | undefined;
+  }
+
+  private preloadedRow(path: string): string | undefined {
+    const row = this.preloaded.get(path);
+    if (row !== undefined) return row;
+    // Under a preloaded directory, absent means not cached: no query.
+    return this.preloadedDirs.some((d) => path.startsWith(d)) ? '' : undefined;
   }
 
   /** Notes a file that is being read now; recorded by `commit` once its hash is known. */

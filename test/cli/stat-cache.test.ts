@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { tempDir } from '../fixtures.js';
+import { StatCache } from '../../src/cli/stat-cache.js';
 import { strata } from './run.js';
 
 // Re-putting unchanged files sends their hashes instead of their bytes; a
@@ -45,4 +46,37 @@ it('skips reading unchanged files and still sees every change', () => {
   assert.equal(ok('cat', 'c@master:/f7.txt'), 'content 7');
   const diff = JSON.parse(ok('diff', 'c@master^', 'c@master', '--json'));
   assert.deepEqual(diff.modified.sort(), ['/f3.txt', '/fresh.txt']);
+});
+
+it('answers lookups from the directories it preloaded and from the database elsewhere, by exact signature', () => {
+  const home = join(dir.path, 'unit');
+  mkdirSync(home);
+  const cache = StatCache.open(home)!;
+  const stat = (size: number, mtime: bigint) => ({ size: BigInt(size), mtimeNs: mtime, ctimeNs: mtime + 1n, ino: 42n });
+  const hash = (c: string) => c.repeat(64);
+  const old = BigInt(Date.now() - 60_000) * 1_000_000n;
+  const files: [string, string][] = [
+    ['/data/src/a.txt', 'a'],
+    ['/data/src/sub/b.txt', 'b'],
+    ['/data/src2/c.txt', 'c'], // a sibling whose name starts like src: not under /data/src/
+    ['/data/other.txt', 'd'],
+  ];
+  for (const [path] of files) cache.noteRead(path, stat(10, old));
+  cache.commit(new Map(files.map(([path, c]) => [path, hash(c)])));
+  cache.close();
+
+  const again = StatCache.open(home)!;
+  again.preload(['/data/src']);
+  assert.equal(again.lookup('/data/src/a.txt', stat(10, old)), hash('a'));
+  assert.equal(again.lookup('/data/src/sub/b.txt', stat(10, old)), hash('b'));
+  assert.equal(again.lookup('/data/src2/c.txt', stat(10, old)), hash('c'));
+  assert.equal(again.lookup('/data/other.txt', stat(10, old)), hash('d'));
+  // Any difference in size, times or inode is a miss; so is a file never cached.
+  assert.equal(again.lookup('/data/src/a.txt', stat(11, old)), undefined);
+  assert.equal(again.lookup('/data/src/a.txt', stat(1, old)), undefined);
+  assert.equal(again.lookup('/data/src/a.txt', { ...stat(10, old), ino: 43n }), undefined);
+  assert.equal(again.lookup('/data/src/a.txt', { ...stat(10, old), mtimeNs: old + 1n }), undefined);
+  assert.equal(again.lookup('/data/src/new.txt', stat(10, old)), undefined);
+  assert.equal(again.lookup('/data/src2/c.txt', stat(10, old + 5n)), undefined);
+  again.close();
 });
