@@ -288,20 +288,20 @@ export class ServingManager {
         async (served, lane) => {
           chosen = { version: served.version, lane };
           const request = parse(served.signature);
-          const labels = { deployment: name, version: String(served.version.version) };
           // With batching, the run starts when the request's batch does: the wait counts as queue time.
           const timing: RunTiming = {};
           const outputs = await served.model.infer(request.inputs, request.outputs, timing);
           const t1 = performance.now();
           const t0 = timing.start ?? t1;
-          this.metrics.queue.observe(labels, (t0 - start) / 1000);
-          this.metrics.compute.observe(labels, (t1 - t0) / 1000);
-          this.metrics.total.observe(labels, (t1 - start) / 1000);
+          const latency = this.metrics.latency(name, String(served.version.version));
+          latency.queue.observe((t0 - start) / 1000);
+          latency.compute.observe((t1 - t0) / 1000);
+          latency.total.observe((t1 - start) / 1000);
           return { request, outputs, version: served.version, lane };
         },
         { split: version === undefined, key: opts.key },
       );
-      this.metrics.requests.inc({ deployment: name, version: String(result.version.version), lane: result.lane });
+      this.metrics.requestsOf(name, String(result.version.version), result.lane).inc();
       this.count(name, result.version, false);
       this.mirror(name, parse, result);
       this.log(name, result, opts.key);

@@ -55,6 +55,33 @@ export class ServingMetrics {
     registers: [this.registry],
   });
 
+  // Children bound to their labels once: an unbound observe() hashes its label object every time.
+  private readonly latencies = new Map<string, { queue: Histogram.Internal<'deployment' | 'version'>; compute: Histogram.Internal<'deployment' | 'version'>; total: Histogram.Internal<'deployment' | 'version'> }>();
+  private readonly served = new Map<string, Counter.Internal>();
+
+  /** The queue, compute and total histograms of one deployment version. */
+  latency(deployment: string, version: string) {
+    const key = `${deployment}\0${version}`;
+    let bound = this.latencies.get(key);
+    if (!bound) {
+      const labels = { deployment, version };
+      bound = { queue: this.queue.labels(labels), compute: this.compute.labels(labels), total: this.total.labels(labels) };
+      this.latencies.set(key, bound);
+    }
+    return bound;
+  }
+
+  /** The request counter of one deployment version and lane. */
+  requestsOf(deployment: string, version: string, lane: string): Counter.Internal {
+    const key = `${deployment}\0${version}\0${lane}`;
+    let bound = this.served.get(key);
+    if (!bound) {
+      bound = this.requests.labels({ deployment, version, lane });
+      this.served.set(key, bound);
+    }
+    return bound;
+  }
+
   /** The Prometheus text exposition. */
   text(): Promise<string> {
     return this.registry.metrics();
