@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { sql, type DatabaseConnection, type Kysely } from 'kysely';
+import { sql, type CompiledQuery, type DatabaseConnection, type Kysely } from 'kysely';
 import { CorruptionError, InvalidArgumentError } from '../errors.js';
-import type { CommitHooks } from '../meta/driver.js';
+import { bulkInsert, type CommitHooks } from '../meta/driver.js';
 import type { Schema } from '../meta/schema.js';
 import { parseDuration } from '../pipelines/duration.js';
 import { ensureInstanceKey, publicKeyFromBase64, signText, verifyText, type InstanceKey } from './keys.js';
@@ -206,8 +206,11 @@ const inProgress = new AsyncLocalStorage<PendingAudit>();
  */
 let unfinished = 0;
 
+const ENTRY_COLUMNS = ['seq', 'time', 'actor', 'action', 'target', 'outcome', 'client', 'detail', 'leaf'] as const;
+
 export class AuditLog {
   private keyCache?: InstanceKey;
+  private lastSeqQuery?: CompiledQuery;
 
   /** With `hooks`, entries of operations run through run() commit inside the operation's transaction. */
   constructor(
@@ -260,14 +263,14 @@ export class AuditLog {
     let seq: number;
     try {
       const row = this.rowOf(pending.input, Date.now());
-      const last = this.db.selectFrom('audit_entries').select(sql<number | string | null>`max(seq)`.as('m')).compile();
+      this.lastSeqQuery ??= this.db.selectFrom('audit_entries').select(sql<number | string | null>`max(seq)`.as('m')).compile();
       for (let attempt = 0; ; attempt++) {
-        const max = (await connection.executeQuery<{ m: number | string | null }>(last)).rows[0]?.m;
+        const max = (await connection.executeQuery<{ m: number | string | null }>(this.lastSeqQuery)).rows[0]?.m;
         row.seq = Number(max ?? 0) + 1;
         row.leaf = rowLeaf(row).toString('hex');
         // A concurrent transaction (PostgreSQL) that took this seq commits first: read max() again.
-        const insert = this.db.insertInto('audit_entries').values(row).onConflict((oc) => oc.column('seq').doNothing()).compile();
-        const res = await connection.executeQuery(insert);
+        const values = ENTRY_COLUMNS.map((c) => row[c]);
+        const res = await connection.executeQuery(bulkInsert('audit_entries', ENTRY_COLUMNS, [values], 'on conflict (seq) do nothing'));
         if (res.numAffectedRows === 1n) break;
         if (attempt >= 1000) throw new Error('could not take an audit sequence number after 1000 tries');
       }

@@ -22,12 +22,17 @@ interface Bulk {
   table: string;
   columns: readonly string[];
   rows: readonly unknown[][];
+  onConflict: string;
 }
 
-/** A query that inserts `rows` (values in `columns` order) into `table`; run it with `db.executeQuery(...)`. */
-export function bulkInsert(table: string, columns: readonly string[], rows: readonly unknown[][]): CompiledQuery {
+/**
+ * A query that inserts `rows` (values in `columns` order) into `table`; run it with `db.executeQuery(...)`
+ * inside a transaction. `onConflict` is an ON CONFLICT clause both databases read alike (a constant of the
+ * caller's, never input). Its numAffectedRows counts the rows inserted or updated.
+ */
+export function bulkInsert(table: string, columns: readonly string[], rows: readonly unknown[][], onConflict = ''): CompiledQuery {
   // CompiledQuery.raw's object is frozen: a copy carries the rows.
-  return { ...CompiledQuery.raw(`-- bulk insert into ${table}`), [BULK]: { table, columns, rows } satisfies Bulk } as CompiledQuery;
+  return { ...CompiledQuery.raw(`-- bulk insert into ${table}`), [BULK]: { table, columns, rows, onConflict } satisfies Bulk } as CompiledQuery;
 }
 
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -70,19 +75,21 @@ class TrackedConnection implements DatabaseConnection {
     // All rows or none: outside a transaction, SQLite would also commit (and fsync) once per row.
     if (!this.inTransaction) throw new Error(`a bulk insert into ${bulk.table} must run inside a transaction`);
     const head = `insert into ${quote(bulk.table)} (${bulk.columns.map(quote).join(', ')}) values `;
+    const tail = bulk.onConflict ? ` ${bulk.onConflict}` : '';
+    let affected = 0n;
     if (this.sqlite) {
       // The connection is this process's one SQLite handle; Kysely holds it for this query.
-      const statement = this.sqlite.prepare(`${head}(${bulk.columns.map(() => '?').join(', ')})`);
-      for (const row of bulk.rows) statement.run(row);
+      const statement = this.sqlite.prepare(`${head}(${bulk.columns.map(() => '?').join(', ')})${tail}`);
+      for (const row of bulk.rows) affected += BigInt(statement.run(row).changes);
     } else {
       for (let i = 0; i < bulk.rows.length; i += BULK_ROWS) {
         const rows = bulk.rows.slice(i, i + BULK_ROWS);
         const params: unknown[] = [];
         const tuples = rows.map((row) => `(${row.map((v) => (params.push(v), `$${params.length}`)).join(', ')})`);
-        await this.inner.executeQuery(CompiledQuery.raw(head + tuples.join(', '), params));
+        affected += (await this.inner.executeQuery(CompiledQuery.raw(head + tuples.join(', ') + tail, params))).numAffectedRows ?? 0n;
       }
     }
-    return { rows: [], numAffectedRows: BigInt(bulk.rows.length) };
+    return { rows: [], numAffectedRows: affected };
   }
 }
 
@@ -151,7 +158,7 @@ class HookedDriver implements Driver {
     try {
       if (c.wrote) {
         for (const hook of this.hooks) {
-          const done = await hook(c.inner);
+          const done = await hook(c);
           if (done) settle.push(done);
         }
       }

@@ -303,24 +303,8 @@ export class TrackingService {
         const cur = latest.get(m.key);
         if (!cur || m.step > cur.step || (m.step === cur.step && m.timestamp >= cur.timestamp)) latest.set(m.key, m);
       }
-      const rows = [...latest.values()];
-      for (let i = 0; i < rows.length; i += 500) {
-        await trx
-          .insertInto('latest_metrics')
-          .values(rows.slice(i, i + 500))
-          .onConflict((oc) =>
-            oc
-              .columns(['run_id', 'key'])
-              .doUpdateSet((eb) => ({ value: eb.ref('excluded.value'), step: eb.ref('excluded.step'), timestamp: eb.ref('excluded.timestamp') }))
-              .where((eb) =>
-                eb.or([
-                  eb('latest_metrics.step', '<', eb.ref('excluded.step')),
-                  eb.and([eb('latest_metrics.step', '=', eb.ref('excluded.step')), eb('latest_metrics.timestamp', '<=', eb.ref('excluded.timestamp'))]),
-                ]),
-              ),
-          )
-          .execute();
-      }
+      const rows = [...latest.values()].map((m) => [m.run_id, m.key, m.value, m.step, m.timestamp]);
+      if (rows.length) await trx.executeQuery(bulkInsert('latest_metrics', ['run_id', 'key', 'value', 'step', 'timestamp'], rows, NEWER_POINT));
     });
   }
 
@@ -501,6 +485,10 @@ export class TrackingService {
     return { size: Number(a.size), stream: this.data.readContent(a.hash) };
   }
 }
+
+/** Upserts a key's latest point where the new one is newer: a higher step, or the same step and a later time. */
+const NEWER_POINT = `on conflict (run_id, key) do update set value = excluded.value, step = excluded.step, "timestamp" = excluded."timestamp"
+  where latest_metrics.step < excluded.step or (latest_metrics.step = excluded.step and latest_metrics."timestamp" <= excluded."timestamp")`;
 
 /** Metric points go in as a bulk insert (meta/driver.ts): a builder INSERT of 1,000 rows costs more than the insert. */
 async function insertPoints(trx: Kysely<Schema>, runId: string, points: { key: string; value: number; step: number; timestamp: number }[]) {
