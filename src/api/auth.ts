@@ -120,14 +120,19 @@ export function installAuth(app: FastifyInstance, instance: Instance, opts: Auth
     if (!state.op) throw new ForbiddenError(`${req.method} ${url} is not classified for access control, so it is refused (add it to governance/operations.ts)`);
   });
 
-  app.addHook('preHandler', async (req) => {
+  app.addHook('preHandler', async (req, reply) => {
     const state = states.get(req);
     if (!state?.op || !state.principal) return;
     await authorizeOperation(instance.access, state.principal, state.op, fieldsOf(req), lookup, (target) => (state.target = target));
     if (!state.principal.owner) stampIdentity(req, state.op.action, state.principal.user);
     if (state.op.audited) {
       const target = state.target ?? req.url.split('?')[0]!;
-      state.pending = beginEntry(auditOf(instance), { actor: state.principal.user, action: state.op.action, target, client: req.ip, detail: { method: req.method } });
+      const pending = beginEntry(auditOf(instance), { actor: state.principal.user, action: state.op.action, target, client: req.ip, detail: { method: req.method } });
+      state.pending = pending;
+      // A client that hangs up mid-answer (a download cut short) gets no onResponse: record it here.
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) void finishEntry(auditOf(instance), pending, 'error', { status: reply.statusCode, aborted: true });
+      });
     }
   });
   // Callback style, so the handler runs inside the entry's scope (an async hook's context ends with it).

@@ -194,6 +194,8 @@ export class PendingAudit {
   seq?: number;
   /** Resolves when a transaction writing the entry has committed or rolled back. */
   settled: Promise<void> = Promise.resolve();
+  /** finish() was called: later calls do nothing. */
+  finished = false;
 
   constructor(readonly input: AuditEntryInput) {}
 }
@@ -241,14 +243,15 @@ export class AuditLog {
    * this one (with `committed_entry`, that entry's seq).
    */
   async finish(pending: PendingAudit, outcome: AuditOutcome, detail?: Record<string, unknown>): Promise<AuditEntry | undefined> {
+    if (pending.finished) return undefined; // once, also when called again while the first call waits
+    pending.finished = true;
+    if (--unfinished === 0) inProgress.disable();
     if (pending.state === 'writing') await pending.settled;
-    if (pending.state !== 'closed' && --unfinished === 0) inProgress.disable();
     if (pending.state === 'written') {
       pending.state = 'closed';
       if (outcome === 'ok') return undefined;
       return this.append({ ...pending.input, outcome, detail: { ...pending.input.detail, ...detail, committed_entry: pending.seq } });
     }
-    if (pending.state === 'closed') return undefined;
     pending.state = 'closed';
     return this.append({ ...pending.input, outcome, detail: { ...pending.input.detail, ...detail } });
   }

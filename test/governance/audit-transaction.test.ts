@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { startServer, type RunningServer } from '../../src/api/server.js';
@@ -6,6 +7,7 @@ import { authorizedClient } from '../../src/cli/authorized-client.js';
 import { localClient } from '../../src/cli/local-client.js';
 import type { AuditEntry } from '../../src/governance/audit.js';
 import { Instance } from '../../src/instance.js';
+import { serve } from '../api/harness.js';
 import { backends, until } from '../fixtures.js';
 
 // An audited operation's entry commits in the operation's own transaction
@@ -164,3 +166,29 @@ for (const backend of await backends()) {
     });
   });
 }
+
+describe('a download the client cuts short', () => {
+  it('is still recorded, as an aborted read', async () => {
+    const s = await serve();
+    try {
+      await s.instance.data.createRepo({ name: 'big' });
+      // Random bytes: 64 MiB cannot sit in socket buffers, so the server is still writing when the client leaves.
+      await s.instance.data.commit('big', 'master', [{ op: 'put', path: '/blob.bin', content: randomBytes(64 << 20) }]);
+      const abort = new AbortController();
+      const res = await fetch(`${s.url}/api/v1/file?ref=${encodeURIComponent('big@master:/blob.bin')}`, { signal: abort.signal });
+      assert.equal(res.status, 200);
+      const reader = res.body!.getReader();
+      await reader.read();
+      abort.abort();
+      await reader.cancel().catch(() => {});
+      const entry = await until('the read to be recorded', 10_000, async () =>
+        (await s.instance.audit.list({ action: 'file.read' })).find((e) => e.target.startsWith('repo:big')),
+      );
+      assert.equal(entry.outcome, 'error');
+      assert.equal(entry.detail.aborted, true);
+      assert.equal(entry.detail.status, 200);
+    } finally {
+      await s.close();
+    }
+  });
+});
