@@ -85,13 +85,16 @@ export function authorizedClient(instance: Instance, inner: StrataClient, princi
         return (...args: unknown[]) =>
           (async function* () {
             const g = await guard(prop, args);
+            // finally: a caller that stops early (break) ends the generator without an error; it is recorded too.
+            let failure: { err: unknown } | undefined;
             try {
               yield* (value as (...a: unknown[]) => AsyncIterable<unknown>).apply(target, g.args);
             } catch (err) {
-              await finish(g, err);
+              failure = { err };
               throw err;
+            } finally {
+              await finish(g, failure?.err);
             }
-            await finish(g);
           })();
       }
       return async (...args: unknown[]) => {

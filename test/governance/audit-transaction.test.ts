@@ -167,6 +167,28 @@ for (const backend of await backends()) {
   });
 }
 
+describe('a listing the in-process caller stops early', () => {
+  it('is still recorded', async () => {
+    const [sqlite] = await backends();
+    const { instance, dispose } = await sqlite!.instance();
+    try {
+      await instance.data.createRepo({ name: 'many' });
+      await instance.data.commit('many', 'master', Array.from({ length: 20 }, (_, i) => ({ op: 'put' as const, path: `/f${i}`, content: new Uint8Array([i]) })));
+      const client = authorizedClient(instance, localClient(instance, 'dave'), { user: 'dave', owner: true });
+      for await (const file of client.walk('many@master:/')) {
+        assert.ok(file.path);
+        break;
+      }
+      const [entry, ...rest] = await instance.audit.list({ action: 'file.walk' });
+      assert.deepEqual(rest, []);
+      assert.equal(entry!.actor, 'dave');
+      assert.equal(entry!.outcome, 'ok');
+    } finally {
+      await dispose();
+    }
+  });
+});
+
 describe('a download the client cuts short', () => {
   it('is still recorded, as an aborted read', async () => {
     const s = await serve();
