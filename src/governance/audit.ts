@@ -259,7 +259,7 @@ export class AuditLog {
   /** The commit hook: writes the pending entry of the operation in progress into the transaction about to commit. */
   private async writePending(connection: DatabaseConnection): Promise<((committed: boolean) => void) | undefined> {
     const pending = inProgress.getStore();
-    if (!pending || pending.state !== 'open') return undefined;
+    if (!pending || pending.state !== 'open' || pending.finished) return undefined;
     pending.state = 'writing';
     let settle!: () => void;
     pending.settled = new Promise((resolve) => (settle = resolve));

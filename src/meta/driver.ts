@@ -50,7 +50,10 @@ export interface CommitHooks {
   beforeCommit(hook: CommitHook): () => void;
 }
 
-/** A connection that notes whether its open transaction has changed any row. */
+/**
+ * A connection that notes whether its open transaction has changed any row (by the statements'
+ * affected-row counts; on SQLite an INSERT ... RETURNING reports none, and Strata uses none).
+ */
 class TrackedConnection implements DatabaseConnection {
   inTransaction = false;
   wrote = false;
