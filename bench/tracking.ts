@@ -25,7 +25,7 @@ const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'strata-bench-t
 
 const secs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
 const rate = (n: number, s: number) => `${Math.round(n / s).toLocaleString('en-US')} points/s`;
-const points = (runId: string) => Array.from({ length: POINTS }, (_, i) => ({ key: `m${i % 10}`, value: Math.random(), step: Math.floor(i / 10) }));
+const points = () => Array.from({ length: POINTS }, (_, i) => ({ key: `m${i % 10}`, value: Math.random(), step: Math.floor(i / 10) }));
 
 /** The raw baseline's database: Strata's metrics table and index, the same durability. */
 function rawDb(name: string): { insertBatch(runId: string, rows: { key: string; value: number; step: number }[]): void; close(): void } {
@@ -48,7 +48,7 @@ function rawSqlite(): number {
   const db = rawDb('raw.db');
   // The same rows as Strata stores: a run id of the same form (32 hex digits) in every row.
   const runId = randomBytes(16).toString('hex');
-  const rows = points(runId);
+  const rows = points();
   const started = process.hrtime.bigint();
   for (let i = 0; i < rows.length; i += BATCH) db.insertBatch(runId, rows.slice(i, i + BATCH));
   const s = secs(started);
@@ -77,7 +77,7 @@ async function bareHttp(): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/log`;
   const runId = randomBytes(16).toString('hex');
-  const rows = points(runId);
+  const rows = points();
   const started = process.hrtime.bigint();
   for (let i = 0; i < rows.length; i += BATCH) {
     const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ run_id: runId, metrics: rows.slice(i, i + BATCH) }) });
@@ -99,7 +99,7 @@ try {
   results.push(['bare node:http + JSON.parse + the raw inserts (HTTP floor)', floor]);
 
   const inProc = await instance.tracking.createRun({ run_name: 'in-process' });
-  const rows = points(inProc.info.run_id);
+  const rows = points();
   let started = process.hrtime.bigint();
   for (let i = 0; i < rows.length; i += BATCH) await instance.tracking.logBatch(inProc.info.run_id, { metrics: rows.slice(i, i + BATCH) });
   results.push(['Strata logBatch, in-process', secs(started)]);

@@ -63,7 +63,7 @@ function fitted<E extends EntryFields>(entry: E): E {
   return { ...entry, target: `${entry.target.slice(0, MAX_TARGET - 3)}...`, detail: { ...entry.detail, target_length: entry.target.length } };
 }
 
-function warn(entry: EntryFields & { action: string }, err: unknown): void {
+function warn(entry: { action: string; target: string }, err: unknown): void {
   process.stderr.write(`strata: warning: could not write the audit entry for ${entry.action} on ${entry.target}: ${(err as Error).message}\n`);
 }
 
@@ -102,7 +102,7 @@ export async function finishEntry(
   try {
     await audit.finish(pending, outcome, detail);
   } catch (err) {
-    warn({ ...pending.input, client: pending.input.client ?? 'local' }, err);
+    warn(pending.input, err);
   }
 }
 

@@ -56,7 +56,7 @@ export class ServingMetrics {
   });
 
   // Children bound to their labels once: an unbound observe() hashes its label object every time.
-  private readonly latencies = new Map<string, { queue: Histogram.Internal<'deployment' | 'version'>; compute: Histogram.Internal<'deployment' | 'version'>; total: Histogram.Internal<'deployment' | 'version'> }>();
+  private readonly latencies = new Map<string, Record<'queue' | 'compute' | 'total', Histogram.Internal<'deployment' | 'version'>>>();
   private readonly served = new Map<string, Counter.Internal>();
 
   /** The queue, compute and total histograms of one deployment version. */
