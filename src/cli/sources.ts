@@ -1,9 +1,10 @@
-import { closeSync, createReadStream, lstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { FileStat, StatCache } from './stat-cache.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Change } from '../data/types.js';
 import { joinPath, normalizePath } from '../data/paths.js';
+import { DiskFile } from '../storage/disk-file.js';
 
 // Turns `strata put REF[:/dest] PATH...` arguments into a stream of changes,
 // cp-style:
@@ -110,7 +111,8 @@ const SMALL = 1 << 20;
  * Yields the changes for the files. Small files are read whole with one
  * synchronous read each: for many small files the per-call overhead of
  * promise-based reads (a FileHandle, four thread-pool round trips) costs
- * more than the reads themselves. Large files are streamed in 4 MiB reads.
+ * more than the reads themselves. Large files go as DiskFile: the chunk
+ * writer reads them straight into its pack buffers.
  */
 export async function* changesFrom(files: LocalFile[], stdinDest?: string, cache?: StatCache): AsyncGenerator<Change> {
   if (stdinDest) yield { op: 'put', path: stdinDest, content: process.stdin };
@@ -122,6 +124,6 @@ export async function* changesFrom(files: LocalFile[], stdinDest?: string, cache
     }
     cache?.noteRead(f.local, f.stat);
     if (f.size <= SMALL) yield { op: 'put', path: f.dest, content: readSmall(f.local, f.size) };
-    else yield { op: 'put', path: f.dest, content: createReadStream(f.local, { highWaterMark: 4 << 20 }) };
+    else yield { op: 'put', path: f.dest, content: new DiskFile(f.local) };
   }
 }

@@ -210,16 +210,13 @@ export class DataService {
           continue;
         }
         const before = bytes;
-        const counted = countBytes(change.content, (n) => {
+        const counted = (n: number) => {
           bytes = before + n;
           opts.onProgress?.(bytes);
-        });
+        };
         const stored =
-          change.content instanceof Uint8Array ? await writer.writeBuffer(change.content) : await writer.writeStream(counted);
-        if (change.content instanceof Uint8Array) {
-          bytes = before + change.content.length;
-          opts.onProgress?.(bytes);
-        }
+          change.content instanceof Uint8Array ? await writer.writeBuffer(change.content) : await writer.writeStream(change.content, counted);
+        if (change.content instanceof Uint8Array) counted(change.content.length);
         fileRows.set(stored.hash, { hash: stored.hash, size: stored.size, chunks: JSON.stringify(stored.chunks) });
         treeChanges.push({ path, entry: { type: 'file', hash: stored.hash, size: stored.size } });
         files++;
@@ -579,15 +576,3 @@ export async function insertIgnore<T extends 'files' | 'trees'>(
   }
 }
 
-async function* countBytes(content: AsyncIterable<Uint8Array> | Uint8Array, report: (n: number) => void): AsyncGenerator<Uint8Array> {
-  if (content instanceof Uint8Array) {
-    yield content;
-    return;
-  }
-  let n = 0;
-  for await (const buf of content) {
-    n += buf.length;
-    report(n);
-    yield buf;
-  }
-}

@@ -28,11 +28,14 @@
 // hashing overlaps the next reads) before it is returned.
 
 import { createHash, randomBytes, webcrypto } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Kysely, Transaction } from 'kysely';
 import { CorruptionError, InvalidArgumentError, NotFoundError, StrataError } from '../errors.js';
 import type { ChunkTable, PackTable, Schema } from '../meta/schema.js';
 import { Chunker, MAX_CHUNK } from './chunker.js';
 import { WorkerFileHash } from './hash-worker.js';
+import { DiskFile } from './disk-file.js';
+import { allocate, release } from './memory.js';
 import type { ObjectStore } from './object-store.js';
 
 const PACK_TARGET = 16 * 1024 * 1024;
@@ -42,6 +45,8 @@ const MAX_PACKS_IN_FLIGHT = 2;
 /** Ids per `in (...)` query and rows per insert: well under every database's parameter limit. */
 const BATCH = 500;
 const READ_AHEAD = 4;
+/** Bytes read or copied into a pack buffer at a time: at most this much moves when a pack fills up. */
+const READ_BYTES = 1024 * 1024;
 const PACK_FORMAT = 'strata-pack-1';
 const FOOTER_BYTES = 8;
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
@@ -292,19 +297,31 @@ interface OpenEntry {
   length: number;
 }
 
+/** Pack buffers a writer holds, given back to the shared memory if the writer is dropped without flush() or abort(). */
+const dropped = new FinalizationRegistry<Set<Buffer>>((held) => {
+  for (const buf of held) release(buf);
+});
+
 /**
  * Writes the files of one put or commit. Calls to writeStream/writeBuffer are
  * serialized. Use: write files, flush(), then record(trx) inside the commit
  * transaction; abort() if the commit will not happen.
+ *
+ * Bytes land in the open pack buffer first (read there from a DiskFile, or
+ * copied there from a stream) and are chunked and hashed in place; a chunk
+ * that ends past PACK_TARGET closes the pack, and the bytes after it move to
+ * the next buffer (at most one read's worth).
  */
 export class ChunkWriter {
   readonly stats: WriteStats = { files: 0, bytes: 0, chunks: 0, newChunks: 0, newBytes: 0 };
 
   private pack: Buffer | null = null;
-  private packUsed = 0;
+  private packUsed = 0; // bytes of finished chunks in the open pack
   private entries: OpenEntry[] = [];
-  /** Pack buffers whose put finished, for reuse: fresh 20 MiB buffers cost page faults and GC. */
+  /** Pack buffers whose put finished, for reuse: fresh 20 MiB buffers cost page faults. */
   private spareBuffers: Buffer[] = [];
+  /** Every pack buffer this writer holds (open, in flight or spare). */
+  private held = new Set<Buffer>();
   /** Chunk ids put (or being put) by this writer: dedup within the writer. */
   private claimed = new Set<string>();
   private inFlight: Promise<void>[] = [];
@@ -317,6 +334,7 @@ export class ChunkWriter {
   private aborted = false;
 
   // The file being written (writes are serialized, so there is one at a time).
+  private chunker = new Chunker();
   private fileHash: WorkerFileHash | null = null;
   private fileChunks: (string | Promise<string>)[] = [];
   private chunkLength = 0; // bytes of the chunk in progress, at this.pack[this.packUsed...]
@@ -325,10 +343,13 @@ export class ChunkWriter {
     private readonly db: Kysely<Schema>,
     private readonly objects: ObjectStore,
     private readonly existing: (ids: string[]) => Promise<Set<string>>,
-  ) {}
+  ) {
+    dropped.register(this, this.held, this);
+  }
 
-  writeStream(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<StoredFile> {
-    return this.serialized(() => this.write(source));
+  /** Stores a stream's bytes (a DiskFile is read from disk directly). `onBytes` gets the running total read. */
+  writeStream(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, onBytes?: (bytes: number) => void): Promise<StoredFile> {
+    return this.serialized(() => this.write(source, onBytes));
   }
 
   writeBuffer(buf: Uint8Array): Promise<StoredFile> {
@@ -344,6 +365,7 @@ export class ChunkWriter {
       this.checkUsable();
       await this.objects.sync();
       this.synced = true;
+      this.releaseSpares();
     });
   }
 
@@ -372,10 +394,13 @@ export class ChunkWriter {
   async abort(): Promise<void> {
     this.aborted = true;
     await this.queue;
+    // Hashing may still be reading the open pack: let it finish before the buffer is reused.
+    await Promise.allSettled([...this.entries.map((e) => e.id), ...this.fileChunks]);
+    if (this.pack) this.spareBuffers.push(this.pack);
     this.pack = null;
     this.entries = [];
-    this.spareBuffers = [];
     await Promise.allSettled(this.inFlight);
+    this.releaseSpares();
     await Promise.allSettled(this.writtenPacks.map((id) => this.objects.delete(packKey(id))));
     this.writtenPacks = [];
   }
@@ -391,26 +416,15 @@ export class ChunkWriter {
     if (this.failure) throw this.failure.error;
   }
 
-  private async write(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<StoredFile> {
+  private async write(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, onBytes?: (bytes: number) => void): Promise<StoredFile> {
     this.checkUsable();
     this.synced = false;
     this.fileChunks = [];
     this.chunkLength = 0; // drops a partial chunk left by a failed write
-    const chunker = new Chunker();
-    let size = 0;
+    this.chunker.end();
     try {
-      for await (const piece of source) {
-        if (!(piece instanceof Uint8Array)) throw new InvalidArgumentError(`file content must be bytes, got ${typeof piece}`);
-        size += piece.length;
-        let start = 0;
-        for (const cut of chunker.push(piece)) {
-          await this.append(piece.subarray(start, cut));
-          this.endChunk(false);
-          start = cut;
-        }
-        if (start < piece.length) await this.append(piece.subarray(start));
-      }
-      if (chunker.end() > 0) this.endChunk(true);
+      const size = source instanceof DiskFile ? await this.readFile(source.path, onBytes) : await this.readStream(source, onBytes);
+      if (this.chunker.end() > 0) this.endChunk(true);
 
       const chunks = await Promise.all(this.fileChunks);
       let hash: string;
@@ -428,14 +442,76 @@ export class ChunkWriter {
     }
   }
 
-  private async append(bytes: Uint8Array): Promise<void> {
+  private async readStream(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, onBytes?: (bytes: number) => void): Promise<number> {
+    let size = 0;
+    for await (const piece of source) {
+      if (!(piece instanceof Uint8Array)) throw new InvalidArgumentError(`file content must be bytes, got ${typeof piece}`);
+      for (let done = 0; done < piece.length; ) {
+        const n = Math.min(await this.room(), piece.length - done);
+        this.pack!.set(piece.subarray(done, done + n), this.packUsed + this.chunkLength);
+        await this.scanned(n);
+        done += n;
+      }
+      size += piece.length;
+      onBytes?.(size);
+    }
+    return size;
+  }
+
+  private async readFile(path: string, onBytes?: (bytes: number) => void): Promise<number> {
+    let file: FileHandle;
+    try {
+      file = await open(path, 'r');
+    } catch (err) {
+      throw new InvalidArgumentError(`cannot read local file ${path}: ${(err as Error).message}`);
+    }
+    try {
+      let size = 0;
+      for (;;) {
+        const room = await this.room();
+        const { bytesRead } = await file.read(this.pack!, this.packUsed + this.chunkLength, room, null);
+        if (bytesRead === 0) return size;
+        await this.scanned(bytesRead);
+        size += bytesRead;
+        onBytes?.(size);
+      }
+    } finally {
+      await file.close();
+    }
+  }
+
+  /**
+   * Makes sure a pack buffer is open and returns how many new bytes fit after
+   * the chunk in progress (at most READ_BYTES). A pack that reached its target
+   * is sealed when its last chunk is done.
+   */
+  private async room(): Promise<number> {
     if (this.chunkLength === 0) {
       this.checkUsable();
       if (this.pack && this.packUsed >= PACK_TARGET) await this.seal();
-      this.pack ??= this.spareBuffers.pop() ?? Buffer.from(new SharedArrayBuffer(PACK_CAPACITY));
     }
-    this.pack!.set(bytes, this.packUsed + this.chunkLength);
-    this.chunkLength += bytes.length;
+    this.pack ??= this.takeBuffer();
+    // A chunk starts below PACK_TARGET and is at most MAX_CHUNK long, so this is never 0.
+    return Math.min(READ_BYTES, PACK_CAPACITY - this.packUsed - this.chunkLength);
+  }
+
+  /** Chunks the `n` new bytes just placed after the chunk in progress. */
+  private async scanned(n: number): Promise<void> {
+    let start = this.packUsed + this.chunkLength; // where the new bytes begin in this.pack
+    let done = 0; // of the n bytes, those in finished chunks
+    for (const cut of this.chunker.push(this.pack!.subarray(start, start + n))) {
+      this.chunkLength += cut - done;
+      done = cut;
+      this.endChunk(false);
+      if (this.packUsed >= PACK_TARGET && done < n) {
+        // The pack is full: the bytes after this cut go to the next buffer.
+        const next = this.takeBuffer();
+        next.set(this.pack!.subarray(start + done, start + n));
+        start = -done;
+        await this.seal(next);
+      }
+    }
+    this.chunkLength += n - done;
   }
 
   private endChunk(last: boolean): void {
@@ -445,7 +521,7 @@ export class ChunkWriter {
     let id: string | Promise<string>;
     if (last && this.fileChunks.length === 0) {
       // A one-chunk file: its chunk id is its hash. Hashing it here is quicker
-      // than a round trip to the worker, and nothing else is left to overlap.
+      // than a round trip to a worker, and nothing else is left to overlap.
       id = createHash('sha256').update(bytes).digest('hex');
     } else {
       this.fileHash ??= new WorkerFileHash();
@@ -459,15 +535,18 @@ export class ChunkWriter {
     this.stats.chunks++;
   }
 
-  /** Hands the open pack to a background put, waiting first if too many are in flight. */
-  private async seal(): Promise<void> {
+  /**
+   * Hands the open pack to a background put, waiting first if too many are
+   * in flight; `next` (holding the bytes after its last chunk) becomes the open pack.
+   */
+  private async seal(next: Buffer | null = null): Promise<void> {
     const pack = this.pack!;
     const entries = this.entries;
-    this.pack = null;
+    this.pack = next;
     this.packUsed = 0;
     this.entries = [];
     if (entries.length === 0) {
-      this.spareBuffers.push(pack);
+      this.recycle(pack);
       return;
     }
     while (this.inFlight.length >= MAX_PACKS_IN_FLIGHT) await Promise.race(this.inFlight);
@@ -478,6 +557,21 @@ export class ChunkWriter {
       this.failure ??= { error };
     });
     this.inFlight.push(putting);
+  }
+
+  /** A pack buffer: a spare, else one in the shared memory, else (the memory is full) an ordinary one. */
+  private takeBuffer(): Buffer {
+    const buf = this.spareBuffers.pop() ?? allocate(PACK_CAPACITY) ?? Buffer.from(new SharedArrayBuffer(PACK_CAPACITY));
+    this.held.add(buf);
+    return buf;
+  }
+
+  private releaseSpares(): void {
+    for (const buf of this.spareBuffers) {
+      this.held.delete(buf);
+      release(buf);
+    }
+    this.spareBuffers = [];
   }
 
   private async putPack(pack: Buffer, open: OpenEntry[]): Promise<void> {
@@ -526,6 +620,11 @@ export class ChunkWriter {
   }
 
   private recycle(pack: Buffer): void {
-    if (!this.aborted && this.spareBuffers.length <= MAX_PACKS_IN_FLIGHT) this.spareBuffers.push(pack);
+    if (!this.aborted && this.spareBuffers.length <= MAX_PACKS_IN_FLIGHT) {
+      this.spareBuffers.push(pack);
+    } else {
+      this.held.delete(pack);
+      release(pack);
+    }
   }
 }

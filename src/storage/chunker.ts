@@ -28,13 +28,16 @@
 //   - GEAR[i] = the first 4 bytes, big-endian, as a signed 32-bit integer, of
 //     SHA-256 of the ASCII string `strata/fastcdc/gear/${i}` (i = 0..255).
 //
-// Speed: the hot loop reads two bytes per iteration from Int32Array tables
-// with `| 0` arithmetic (V8 keeps it in int32 registers) and returns at the
-// first cut. The streaming Chunker only reports cut offsets and never copies:
-// its callers already own the bytes (ChunkWriter copies each byte once, into
-// the pack being built).
+// Speed: the hot loop is WebAssembly (gear.wat, two bytes per step, about
+// 3.5 GB/s here against 1.8 for the same loop in JavaScript). It reads the
+// bytes inside the shared memory (memory.ts), where ChunkWriter's pack
+// buffers are, so a file's bytes are scanned where they already are; other
+// input is copied through a scratch buffer there, 1 MiB at a time. The
+// streaming Chunker only reports cut offsets: its callers own the bytes.
 
 import { createHash } from 'node:crypto';
+import { GEAR_WASM } from './gear-wasm.js';
+import { addressOf, allocate, memory } from './memory.js';
 
 export const MIN_CHUNK = 256 * 1024;
 export const AVG_CHUNK = 1024 * 1024;
@@ -43,44 +46,23 @@ export const MAX_CHUNK = 4 * 1024 * 1024;
 const MASK_SMALL = 0x7ffffe00; // bits 9..30: 22 bits
 const MASK_LARGE = 0x7fffe000; // bits 13..30: 18 bits
 
-const GEAR = new Int32Array(256);
-/** GEAR[i] << 1, for the first byte of each pair in the unrolled loop. */
-const GEAR_SHIFTED = new Int32Array(256);
-for (let i = 0; i < 256; i++) {
-  GEAR[i] = createHash('sha256').update(`strata/fastcdc/gear/${i}`).digest().readInt32BE(0);
-  GEAR_SHIFTED[i] = GEAR[i] << 1;
+// The tables gear.wat reads: GEAR at address 0, GEAR << 1 at 1024 (little-endian i32).
+{
+  const tables = new DataView(memory.buffer, 0, 2048);
+  for (let i = 0; i < 256; i++) {
+    const gear = createHash('sha256').update(`strata/fastcdc/gear/${i}`).digest().readInt32BE(0);
+    tables.setInt32(i * 4, gear, true);
+    tables.setInt32(1024 + i * 4, gear << 1, true);
+  }
 }
 
-// The hash left over when scanGear finds no cut; a module variable rather than
-// a returned object so the hot loop allocates nothing.
-let leftoverFp = 0;
+const gear = new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(GEAR_WASM, 'base64')), { strata: { memory } }).exports as {
+  scan(start: number, end: number, fp: number, mask: number): number;
+  leftover: WebAssembly.Global;
+};
 
-/**
- * Rolls the gear hash over buf[start..end) starting from `fp` and returns the
- * offset just past the first byte where (fp & mask) == 0, or -1 (and the final
- * hash in `leftoverFp`). Two bytes per iteration: after the first byte the
- * hash is kept shifted left by one, so it is compared against `mask << 1`.
- */
-function scanGear(buf: Uint8Array, start: number, end: number, fp: number, mask: number): number {
-  const gear = GEAR;
-  const gearShifted = GEAR_SHIFTED;
-  const maskShifted = mask << 1;
-  const pairsEnd = end - ((end - start) & 1);
-  let i = start;
-  while (i < pairsEnd) {
-    fp = ((fp << 2) + gearShifted[buf[i]!]!) | 0;
-    if ((fp & maskShifted) === 0) return i + 1;
-    fp = (fp + gear[buf[i + 1]!]!) | 0;
-    if ((fp & mask) === 0) return i + 2;
-    i += 2;
-  }
-  if (i < end) {
-    fp = ((fp << 1) + gear[buf[i]!]!) | 0;
-    if ((fp & mask) === 0) return i + 1;
-  }
-  leftoverFp = fp;
-  return -1;
-}
+const SCRATCH_BYTES = 1024 * 1024;
+let scratch: Buffer | null = null;
 
 /**
  * Streaming boundary finder. Feed the content in pieces of any size with
@@ -98,12 +80,28 @@ export class Chunker {
 
   /** Offsets in `piece` just past the last byte of each chunk completed in it, ascending. */
   push(piece: Uint8Array): number[] {
-    // Buffer and Uint8Array have different hidden classes; one shape keeps
-    // the hot loop's element loads monomorphic.
-    const buf = piece.constructor === Uint8Array ? piece : new Uint8Array(piece.buffer, piece.byteOffset, piece.byteLength);
-    const end = buf.length;
     const cuts: number[] = [];
-    let i = 0;
+    const address = addressOf(piece);
+    if (address >= 0) {
+      this.scan(address, piece.length, cuts);
+      return cuts;
+    }
+    scratch ??= allocate(SCRATCH_BYTES)!;
+    for (let done = 0; done < piece.length; ) {
+      const n = Math.min(SCRATCH_BYTES, piece.length - done);
+      scratch.set(piece.subarray(done, done + n));
+      const before = cuts.length;
+      this.scan(scratch.byteOffset, n, cuts);
+      for (let i = before; i < cuts.length; i++) cuts[i]! += done;
+      done += n;
+    }
+    return cuts;
+  }
+
+  /** Finds the cuts in `bytes` bytes at `address` of the shared memory; pushes them relative to `address`. */
+  private scan(address: number, bytes: number, cuts: number[]): void {
+    const end = address + bytes;
+    let i = address;
     while (i < end) {
       let length = this.length;
       if (length < MIN_CHUNK) {
@@ -115,20 +113,19 @@ export class Chunker {
       }
       const small = length < AVG_CHUNK;
       const stop = Math.min(end, i + (small ? AVG_CHUNK : MAX_CHUNK) - length);
-      let cut = scanGear(buf, i, stop, this.fp, small ? MASK_SMALL : MASK_LARGE);
+      let cut = gear.scan(i, stop, this.fp, small ? MASK_SMALL : MASK_LARGE);
       if (cut < 0) {
-        this.fp = leftoverFp;
+        this.fp = gear.leftover.value as number;
         this.length = length + (stop - i);
         i = stop;
         if (this.length < MAX_CHUNK) continue;
         cut = stop;
       }
-      cuts.push(cut);
+      cuts.push(cut - address);
       this.length = 0;
       this.fp = 0;
       i = cut;
     }
-    return cuts;
   }
 
   /** Ends the stream: the length of the final chunk (0 when the input ended on a boundary). */

@@ -2,13 +2,14 @@
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { CorruptionError, StrataError } from '../../src/errors.js';
 import { openMetaDb, type MetaDb } from '../../src/meta/db.js';
 import { ChunkStore, decodePackTrailer, packKey } from '../../src/storage/chunk-store.js';
+import { DiskFile } from '../../src/storage/disk-file.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 
 const MiB = 1024 * 1024;
@@ -74,6 +75,47 @@ describe('ChunkStore', () => {
     }
     assert.equal(offset, data.length);
     assert.deepEqual(await store.verify(), []);
+  });
+
+  it('reads a DiskFile straight into its packs: same result as streaming the bytes, packs split where a stream splits them', async () => {
+    // 40 MiB of random bytes cross two pack boundaries, where the bytes read past a chunk's end move to the next pack.
+    const data = randomBytes(40 * MiB);
+    const path = join(dir, 'big.bin');
+    await writeFile(path, data);
+    const small = randomBytes(3000);
+    const fromDisk = store.writer();
+    const progress: number[] = [];
+    const [before, file, after] = [await fromDisk.writeBuffer(small), await fromDisk.writeStream(new DiskFile(path), (n) => progress.push(n)), await fromDisk.writeBuffer(small.subarray(1))];
+    await fromDisk.flush();
+    await fromDisk.record(meta.db);
+
+    const streamed = await commit(small, data, small.subarray(1));
+    assert.deepEqual([before, file, after], streamed.stored);
+    assert.equal(file!.hash, sha256(data));
+    assert.ok(file!.chunks.length > 20, `${file!.chunks.length} chunks`);
+    assert.equal(progress.at(-1), data.length);
+    assert.ok(progress.length > 10 && progress.every((n, i) => i === 0 || n > progress[i - 1]!), 'progress grows as the file is read');
+    assert.ok((await store.readAll(file!.chunks)).equals(data));
+    const packs = await meta.db.selectFrom('packs').selectAll().execute();
+    assert.equal(packs.length, 3, 'the second writer stored nothing new');
+    for (const p of packs) {
+      const { entries } = decodePackTrailer(await readFile(packPath(p.id)), p.id);
+      assert.ok(entries.length > 0);
+    }
+    assert.deepEqual(await store.verify(), []);
+  });
+
+  it('iterates a DiskFile like a stream, and names a file it cannot read', async () => {
+    const data = randomBytes(MiB + 17);
+    const path = join(dir, 'f.bin');
+    await writeFile(path, data);
+    const parts: Buffer[] = [];
+    for await (const part of new DiskFile(path)) parts.push(Buffer.from(part));
+    assert.ok(Buffer.concat(parts).equals(data));
+    const writer = store.writer();
+    await assert.rejects(writer.writeStream(new DiskFile(join(dir, 'missing.bin'))), (err: unknown) => err instanceof StrataError && err.code === 'INVALID_ARGUMENT' && /missing\.bin/.test(err.message));
+    assert.equal((await writer.writeStream(new DiskFile(path))).hash, sha256(data), 'the writer stays usable');
+    await writer.abort();
   });
 
   it('round-trips small and empty files; a one-chunk file is named by its chunk', async () => {

@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { readFile } from 'node:fs/promises';
 import { AVG_CHUNK, Chunker, MAX_CHUNK, MIN_CHUNK, chunkBuffer } from '../../src/storage/chunker.js';
+import { addressOf, allocate, release } from '../../src/storage/memory.js';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -93,6 +95,26 @@ describe('chunker', () => {
     // Changing these numbers changes Strata's storage format.
     const lengths = lengthsOf(chunkBuffer(seededBytes(12 * MiB, 2463534242)));
     assert.deepEqual(lengths, PINNED_LENGTHS);
+  });
+
+  it('finds the same boundaries in the shared memory, where pack buffers are scanned in place', () => {
+    const buf = allocate(12 * MiB)!;
+    try {
+      assert.ok(addressOf(buf) > 0);
+      data.copy(buf, 0, 0, 12 * MiB);
+      const inPlace = streamedLengths(buf.subarray(0, 12 * MiB), () => 1 + Math.floor(Math.random() * 2 * MiB));
+      assert.deepEqual(inPlace, referenceLengths(data.subarray(0, 12 * MiB)));
+    } finally {
+      release(buf);
+    }
+    assert.equal(addressOf(data), -1);
+  });
+
+  it('runs the scanner compiled from gear.wat (src/storage/gear-wasm.ts is up to date)', async () => {
+    const tool = new URL('../../../tools/build-wasm.mjs', import.meta.url).href;
+    const { compileGear } = (await import(tool)) as { compileGear(): Promise<string> };
+    const committed = await readFile(new URL('../../../src/storage/gear-wasm.ts', import.meta.url), 'utf8');
+    assert.equal(committed, await compileGear(), 'run npm run build:wasm');
   });
 
   it('respects the minimum and maximum chunk sizes', () => {
