@@ -7,12 +7,13 @@ import { exitCodeOf, InvalidArgumentError, StrataError } from '../errors.js';
 import { findHome, Instance } from '../instance.js';
 import { DEFAULT_BRANCH, parseRef } from '../data/refs.js';
 import { defaultAuthor } from '../data/service.js';
+import type { FileInfo } from '../data/types.js';
 import type { JobInfo, PutResult, StrataClient } from '../sdk/client.js';
 import { parseSpecText } from '../pipelines/spec-text.js';
 import { localClient } from './local-client.js';
 import { authorizedClient, localPrincipal } from './authorized-client.js';
 import { registerAccessCommands } from './access-commands.js';
-import { changesFrom, expandFiles, planSources } from './sources.js';
+import { changesFrom, committedTrees, expandFiles, planSources } from './sources.js';
 import { StatCache } from './stat-cache.js';
 import { registerRunCommands } from './run-commands.js';
 import { registerDeployCommands } from './deploy-commands.js';
@@ -208,7 +209,7 @@ function buildProgram(): Command {
       withClient(async (client, refText: string, paths: string[], opts: { message: string; wait?: boolean; json?: boolean }) => {
         const { repo: repoName, branch: branchName, ref } = branchRef(refText, 'put');
         const { plan, stdinDest } = planSources(paths, ref.path, ref.hasPath && ref.path !== '/' ? true : false);
-        const files = expandFiles(plan);
+        const { files, dirs } = expandFiles(plan);
         if (files.length === 0 && !stdinDest) throw new InvalidArgumentError(`nothing to put: ${paths.join(' ')} holds no files`);
         const total = files.reduce((s, f) => s + f.size, 0);
         const bar = progressBar(`put ${repoName}@${branchName}`, total);
@@ -216,18 +217,28 @@ function buildProgram(): Command {
         cache?.preload(plan.filter((s) => s.stat.isDirectory()).map((s) => resolve(s.local)));
         let result: PutResult;
         try {
-          result = await client.commit(repoName, branchName, changesFrom(files, stdinDest, cache), {
-            message: opts.message,
-            author: defaultAuthor(),
-            onProgress: (n) => bar.update(n),
-          });
+          const commit = () =>
+            client.commit(repoName, branchName, changesFrom(files, dirs, stdinDest, cache), {
+              message: opts.message,
+              author: defaultAuthor(),
+              onProgress: (n) => bar.update(n),
+            });
+          try {
+            result = await commit();
+          } catch (err) {
+            // The cache names content this database does not hold (another --database, say): start it over.
+            if (!cache || stdinDest || !(err instanceof StrataError && err.code === 'NOT_FOUND' && /is not stored in this instance/.test(err.message))) throw err;
+            cache.clear();
+            result = await commit();
+          }
           if (cache?.hasPending) {
-            // Remember what the files hashed to, so an unchanged file is not read next time.
-            const committed = new Map<string, string>();
+            // Remember what the files hashed to and the trees the directories became, so
+            // an unchanged file is not read, nor an unchanged directory listed, next time.
+            const committed = new Map<string, FileInfo>();
             for (const s of plan) {
-              for (const f of await client.ls(`${repoName}@${result.commit}:${s.dest}`, { recursive: true })) committed.set(f.path, f.hash);
+              for (const f of await client.ls(`${repoName}@${result.commit}:${s.dest}`, { recursive: true, dirs: true })) committed.set(f.path, f);
             }
-            cache.commit(new Map(files.map((f) => [f.local, committed.get(f.dest) ?? ''])));
+            cache.commit(new Map(files.map((f) => [f.local, committed.get(f.dest)?.hash ?? ''])), committedTrees(dirs, committed));
           }
         } finally {
           cache?.close();

@@ -1,9 +1,11 @@
 import { closeSync, lstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
-import type { FileStat, StatCache } from './stat-cache.js';
+import { basename, resolve, sep } from 'node:path';
+import { createHash } from 'node:crypto';
+import { RACY_MS, type FileStat, type StatCache } from './stat-cache.js';
 import { InvalidArgumentError } from '../errors.js';
-import type { Change } from '../data/types.js';
+import type { Change, FileInfo } from '../data/types.js';
 import { joinPath, normalizePath } from '../data/paths.js';
+import { MIN_CHUNK } from '../storage/chunker.js';
 import { DiskFile } from '../storage/disk-file.js';
 
 // Turns `strata put REF[:/dest] PATH...` arguments into a stream of changes,
@@ -77,53 +79,124 @@ function readSmall(path: string, size: number): Buffer {
   }
 }
 
-/** Lists every regular file under the planned sources, in a stable order. Symlinks are skipped. */
-export function expandFiles(plan: PlannedSource[]): LocalFile[] {
-  const out: LocalFile[] = [];
+/** A local directory of the put: its files are files[first, end) of the listing. */
+export interface LocalDir {
+  local: string;
+  dest: string;
+  first: number;
+  end: number;
+  /**
+   * SHA-256 over the names and stats of everything beneath (see StatCache),
+   * or null when a file beneath changed too recently to be trusted (racy).
+   */
+  signature: string | null;
+}
+
+/**
+ * Lists every regular file under the planned sources, in a stable order, and
+ * every directory (a directory before those inside it). Symlinks are skipped.
+ */
+export function expandFiles(plan: PlannedSource[]): { files: LocalFile[]; dirs: LocalDir[] } {
+  const files: LocalFile[] = [];
+  const dirs: LocalDir[] = [];
+  const racyAfterNs = BigInt(Date.now() - RACY_MS) * 1_000_000n;
   // `local` is absolute (sources are resolved once, below).
-  const add = (local: string, dest: string) => {
+  const add = (local: string, dest: string): LocalFile => {
     const st = lstatSync(local, { bigint: true });
-    out.push({
-      local,
-      dest,
-      size: Number(st.size),
-      stat: { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino },
-    });
+    const file = { local, dest, size: Number(st.size), stat: { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino } };
+    files.push(file);
+    return file;
   };
-  const visit = (local: string, dest: string) => {
+  const visit = (local: string, dest: string): string | null => {
+    const dir: LocalDir = { local, dest, first: files.length, end: 0, signature: null };
+    dirs.push(dir);
+    const signature = createHash('sha256');
+    let racy = false;
     const entries = readdirSync(local, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const e of entries) {
-      const child = join(local, e.name);
-      if (e.isDirectory()) visit(child, joinPath(dest, e.name));
-      else if (e.isFile()) add(child, joinPath(dest, e.name));
+      const child = `${local}${sep}${e.name}`; // `local` is absolute and normalized: no need for path.join
+      if (e.isDirectory()) {
+        const inner = visit(child, joinPath(dest, e.name));
+        racy ||= inner === null;
+        signature.update(`d ${e.name}\0${inner}\n`);
+      } else if (e.isFile()) {
+        const { stat } = add(child, joinPath(dest, e.name));
+        racy ||= stat.mtimeNs > racyAfterNs; // the rule StatCache.noteRead applies to files
+        signature.update(`f ${e.name}\0${stat.size} ${stat.mtimeNs} ${stat.ctimeNs} ${stat.ino}\n`);
+      }
     }
+    dir.end = files.length;
+    dir.signature = racy ? null : signature.digest('hex');
+    return dir.signature;
   };
   for (const s of plan) {
     if (s.stat.isDirectory()) visit(resolve(s.local), s.dest);
     else add(resolve(s.local), s.dest);
   }
-  return out;
+  return { files, dirs };
 }
 
 const SMALL = 1 << 20;
 
 /**
- * Yields the changes for the files. Small files are read whole with one
- * synchronous read each: for many small files the per-call overhead of
- * promise-based reads (a FileHandle, four thread-pool round trips) costs
- * more than the reads themselves. Large files go as DiskFile: the chunk
- * writer reads them straight into its pack buffers.
+ * Yields the changes for the files, as links where the stat cache knows a
+ * file or a whole directory unchanged. Files go as DiskFile, which the chunk
+ * writer reads straight into its pack buffers: those of one chunk (up to
+ * MIN_CHUNK) on the hashing workers, many at a time, large ones in 1 MiB
+ * reads. Those in between are read here with one synchronous read each (for
+ * them, promise-based reads cost more than the reading).
  */
-export async function* changesFrom(files: LocalFile[], stdinDest?: string, cache?: StatCache): AsyncGenerator<Change> {
+export async function* changesFrom(files: LocalFile[], dirs: LocalDir[], stdinDest?: string, cache?: StatCache): AsyncGenerator<Change> {
   if (stdinDest) yield { op: 'put', path: stdinDest, content: process.stdin };
-  for (const f of files) {
+  // Directories by their first file, outermost first; the root cannot be linked (its files can).
+  const starting = new Map<number, LocalDir[]>();
+  for (const d of dirs) {
+    if (d.end === d.first || d.dest === '/') continue;
+    starting.set(d.first, [...(starting.get(d.first) ?? []), d]);
+  }
+  for (let i = 0; i < files.length; ) {
+    let linked = false;
+    for (const d of (cache && starting.get(i)) || []) {
+      const tree = d.signature ? cache!.lookupDir(d.local, d.signature) : undefined;
+      if (tree) {
+        yield { op: 'link', type: 'dir', path: d.dest, hash: tree };
+        i = d.end;
+        linked = true;
+        break;
+      }
+      if (d.signature) cache!.noteDir(d.local, d.signature);
+    }
+    if (linked) continue;
+    const f = files[i++]!;
     const hash = cache?.lookup(f.local, f.stat);
     if (hash) {
       yield { op: 'link', path: f.dest, hash };
       continue;
     }
     cache?.noteRead(f.local, f.stat);
-    if (f.size <= SMALL) yield { op: 'put', path: f.dest, content: readSmall(f.local, f.size) };
-    else yield { op: 'put', path: f.dest, content: new DiskFile(f.local) };
+    if (f.size <= MIN_CHUNK || f.size > SMALL) yield { op: 'put', path: f.dest, content: new DiskFile(f.local, f.size) };
+    else yield { op: 'put', path: f.dest, content: readSmall(f.local, f.size) };
   }
+}
+
+/**
+ * The trees the local directories were committed as, by local path, read
+ * from the commit's listing (`ls --recursive` with directories). Only where
+ * the repo directory holds exactly the local directory's files: a put merges
+ * into what is there, and a tree holding more must not stand for this one.
+ */
+export function committedTrees(dirs: LocalDir[], committed: Map<string, FileInfo>): Map<string, string> {
+  const filesBeneath = new Map<string, number>();
+  for (const f of committed.values()) {
+    if (f.type !== 'file') continue;
+    for (let dir = f.path.slice(0, f.path.lastIndexOf('/')); dir !== ''; dir = dir.slice(0, dir.lastIndexOf('/'))) {
+      filesBeneath.set(dir, (filesBeneath.get(dir) ?? 0) + 1);
+    }
+  }
+  const trees = new Map<string, string>();
+  for (const d of dirs) {
+    const entry = committed.get(d.dest);
+    if (entry?.type === 'dir' && filesBeneath.get(d.dest) === d.end - d.first) trees.set(d.local, entry.hash);
+  }
+  return trees;
 }

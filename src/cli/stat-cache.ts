@@ -6,15 +6,22 @@ import Database from 'better-sqlite3';
 // the same idea as git's index and restic's parent snapshot. Putting an
 // unchanged file again then sends its hash instead of re-reading its bytes.
 //
+// Directories are cached too (git's cache-tree): a local directory's
+// signature is a SHA-256 over the names and stats of everything beneath it
+// (sources.ts computes it from the listing every put makes anyway), and its
+// entry holds the tree id it was committed as. An unchanged directory is
+// then sent as one link to that tree instead of one link per file.
+//
 // Racy files are never cached: a file whose mtime is within RACY_MS of the
 // moment it was read could change again within the same timestamp tick, so
-// it is re-read next time (git's "racily clean" rule).
+// it is re-read next time (git's "racily clean" rule); nor is a directory
+// holding one.
 //
 // The cache lives in the instance directory (<home>/stat-cache.db), is local
 // to this machine, and is only an optimization: deleting it is always safe.
 // Entries are written only after the commit that stored the content landed.
 
-const RACY_MS = 2000;
+export const RACY_MS = 2000;
 
 export interface FileStat {
   size: bigint;
@@ -27,13 +34,15 @@ export class StatCache {
   private db: Database.Database;
   private lookupStmt: Database.Statement;
   private pending: { path: string; stat: FileStat }[] = [];
+  private pendingDirs: { path: string; signature: string }[] = [];
 
   private constructor(file: string) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(
-      'create table if not exists files (path text primary key, size text, mtime text, ctime text, ino text, hash text not null)',
+      'create table if not exists files (path text primary key, size text, mtime text, ctime text, ino text, hash text not null);' +
+        'create table if not exists dirs (path text primary key, signature text not null, tree text not null)',
     );
     this.lookupStmt = this.db.prepare('select size, mtime, ctime, ino, hash from files where path = ?');
   }
@@ -54,24 +63,50 @@ export class StatCache {
     return row.startsWith(signature) && row.length === signature.length + 64 ? row.slice(signature.length) : undefined;
   }
 
+  /** The tree a directory was committed as, when nothing beneath it changed since. */
+  lookupDir(path: string, signature: string): string | undefined {
+    const row = this.preloadedDirs.some((d) => path.startsWith(d) || `${path}/` === d)
+      ? this.preloadedTrees.get(path)
+      : (this.db.prepare("select signature || ' ' || tree from dirs where path = ?").pluck().get(path) as string | undefined);
+    return row?.startsWith(`${signature} `) ? row.slice(signature.length + 1) : undefined;
+  }
+
   // The entries under the directories being put are read in one query each:
   // one statement per file costs more than the lookups themselves for a
-  // 10k-file put. Each is kept as one string "size mtime ctime ino hash".
+  // 10k-file put. Each is kept as one string "size mtime ctime ino hash"
+  // (a directory's as "signature tree").
   private readonly preloaded = new Map<string, string>();
+  private readonly preloadedTrees = new Map<string, string>();
   private readonly preloadedDirs: string[] = [];
 
-  /** Reads the entries of files under `dirs` (absolute local directories) ahead of their lookups. */
+  /**
+   * Reads the entries of directories under `dirs` (absolute local
+   * directories, themselves included) ahead of their lookups, and those of
+   * the files there at the first file lookup (none when every directory is
+   * unchanged).
+   */
   preload(dirs: string[]): void {
-    const range = this.db.prepare("select path, size || ' ' || mtime || ' ' || ctime || ' ' || ino || ' ' || hash from files where path > ? and path < ?").raw();
+    const trees = this.db.prepare("select path, signature || ' ' || tree from dirs where path = ? or (path > ? and path < ?)").raw();
     for (const dir of dirs) {
       const prefix = dir.endsWith('/') ? dir : `${dir}/`;
       // Every path under prefix sorts between "prefix" and "prefix" with its last '/' raised to '0'.
-      for (const [path, row] of range.iterate(prefix, `${prefix.slice(0, -1)}0`) as Iterable<[string, string]>) this.preloaded.set(path, row);
+      for (const [path, row] of trees.iterate(prefix.slice(0, -1), prefix, `${prefix.slice(0, -1)}0`) as Iterable<[string, string]>) {
+        this.preloadedTrees.set(path, row);
+      }
       this.preloadedDirs.push(prefix);
     }
   }
 
+  private filesPreloaded = 0; // of preloadedDirs
+
   private preloadedRow(path: string): string | undefined {
+    if (this.filesPreloaded < this.preloadedDirs.length) {
+      const files = this.db.prepare("select path, size || ' ' || mtime || ' ' || ctime || ' ' || ino || ' ' || hash from files where path > ? and path < ?").raw();
+      for (const prefix of this.preloadedDirs.slice(this.filesPreloaded)) {
+        for (const [path, row] of files.iterate(prefix, `${prefix.slice(0, -1)}0`) as Iterable<[string, string]>) this.preloaded.set(path, row);
+      }
+      this.filesPreloaded = this.preloadedDirs.length;
+    }
     const row = this.preloaded.get(path);
     if (row !== undefined) return row;
     // Under a preloaded directory, absent means not cached: no query.
@@ -84,20 +119,46 @@ export class StatCache {
     if (ageMs > RACY_MS) this.pending.push({ path, stat });
   }
 
-  get hasPending(): boolean {
-    return this.pending.length > 0;
+  /** Notes a directory (with no racy file beneath) being committed now; recorded by `commit` with its tree. */
+  noteDir(path: string, signature: string): void {
+    this.pendingDirs.push({ path, signature });
   }
 
-  /** Records the noted files with their committed hashes (by local path). */
-  commit(hashes: Map<string, string>): void {
+  get hasPending(): boolean {
+    return this.pending.length > 0 || this.pendingDirs.length > 0;
+  }
+
+  /**
+   * Records the noted files with their committed hashes, and the noted
+   * directories with the trees they were committed as (both by local path).
+   * A directory absent from `trees` is forgotten.
+   */
+  commit(hashes: Map<string, string>, trees: Map<string, string> = new Map()): void {
     const insert = this.db.prepare('insert or replace into files (path, size, mtime, ctime, ino, hash) values (?, ?, ?, ?, ?, ?)');
+    const insertDir = this.db.prepare('insert or replace into dirs (path, signature, tree) values (?, ?, ?)');
+    const forgetDir = this.db.prepare('delete from dirs where path = ?');
     this.db.transaction(() => {
       for (const { path, stat } of this.pending) {
         const hash = hashes.get(path);
         if (hash) insert.run(path, String(stat.size), String(stat.mtimeNs), String(stat.ctimeNs), String(stat.ino), hash);
       }
+      for (const { path, signature } of this.pendingDirs) {
+        const tree = trees.get(path);
+        if (tree) insertDir.run(path, signature, tree);
+        else forgetDir.run(path);
+      }
     })();
     this.pending = [];
+    this.pendingDirs = [];
+  }
+
+  /** Forgets everything (after the instance did not know a cached hash or tree): the next put reads every file. */
+  clear(): void {
+    this.db.exec('delete from files; delete from dirs');
+    this.preloaded.clear();
+    this.preloadedTrees.clear();
+    this.pending = [];
+    this.pendingDirs = [];
   }
 
   close(): void {

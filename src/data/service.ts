@@ -11,6 +11,8 @@ import {
 } from '../errors.js';
 import type { Schema } from '../meta/schema.js';
 import type { ChunkStore } from '../storage/chunk-store.js';
+import { MIN_CHUNK } from '../storage/chunker.js';
+import { DiskFile } from '../storage/disk-file.js';
 import { ContentStage } from './stage.js';
 import { checkName, normalizePath } from './paths.js';
 import { DEFAULT_BRANCH, parseRef, type Ref } from './refs.js';
@@ -195,6 +197,7 @@ export class DataService {
     let files = 0;
     let deleted = 0;
     const links: { path: string; hash: string; index: number }[] = [];
+    const dirLinks: { path: string; tree: string; index: number }[] = [];
     try {
       for await (const change of changes) {
         const path = normalizePath(change.path);
@@ -204,9 +207,13 @@ export class DataService {
           continue;
         }
         if (change.op === 'link') {
-          links.push({ path, hash: change.hash, index: treeChanges.length });
+          if (change.type === 'dir') {
+            dirLinks.push({ path, tree: change.hash, index: treeChanges.length });
+          } else {
+            links.push({ path, hash: change.hash, index: treeChanges.length });
+            files++;
+          }
           treeChanges.push({ path, entry: null }); // filled in below, once the size is known
-          files++;
           continue;
         }
         const before = bytes;
@@ -214,9 +221,14 @@ export class DataService {
           bytes = before + n;
           opts.onProgress?.(bytes);
         };
+        const { content } = change;
         const stored =
-          change.content instanceof Uint8Array ? await writer.writeBuffer(change.content) : await writer.writeStream(change.content, counted);
-        if (change.content instanceof Uint8Array) counted(change.content.length);
+          content instanceof Uint8Array
+            ? await writer.writeBuffer(content)
+            : content instanceof DiskFile && content.size !== undefined && content.size <= MIN_CHUNK
+              ? await writer.writeSmallFile(content.path, content.size)
+              : await writer.writeStream(content, counted);
+        counted(stored.size); // the final total (streams report as they go)
         fileRows.set(stored.hash, { hash: stored.hash, size: stored.size, chunks: JSON.stringify(stored.chunks) });
         treeChanges.push({ path, entry: { type: 'file', hash: stored.hash, size: stored.size } });
         files++;
@@ -228,6 +240,14 @@ export class DataService {
         if (size === undefined) throw new NotFoundError(`content ${link.hash} for ${link.path} is not stored in this instance; send the bytes instead`);
         treeChanges[link.index] = { path: link.path, entry: { type: 'file', hash: link.hash, size } };
         bytes += size;
+      }
+      const trees = await this.storedTrees(dirLinks.map((l) => l.tree));
+      for (const link of dirLinks) {
+        const stored = trees.get(link.tree);
+        if (!stored) throw new NotFoundError(`directory tree ${link.tree} for ${link.path} is not stored in this instance; send the files instead`);
+        treeChanges[link.index] = { path: link.path, entry: { type: 'dir', hash: link.tree, size: stored.size }, merge: true };
+        bytes += stored.size;
+        files += stored.files;
       }
       await writer.flush();
     } catch (err) {
@@ -311,6 +331,17 @@ export class DataService {
       for (const r of rows) sizes.set(r.hash, Number(r.size));
     }
     return sizes;
+  }
+
+  /** Total bytes and files beneath stored directory trees; trees this instance does not hold are absent. */
+  private async storedTrees(ids: string[]): Promise<Map<string, { size: number; files: number }>> {
+    const found = new Map<string, { size: number; files: number }>();
+    const unique = [...new Set(ids)];
+    for (let i = 0; i < unique.length; i += 500) {
+      const rows = await this.db.selectFrom('trees').select('id').where('id', 'in', unique.slice(i, i + 500)).execute();
+      for (const { id } of rows) found.set(id, await this.trees.summary(id));
+    }
+    return found;
   }
 
   private async branchHead(repo: string, branch: string): Promise<string | null> {
@@ -397,14 +428,15 @@ export class DataService {
 
   // ---- files ----
 
-  async ls(ref: string, opts: { recursive?: boolean } = {}): Promise<FileInfo[]> {
+  /** The entries at a path; `recursive` lists every file below instead, and with `dirs` every directory below too. */
+  async ls(ref: string, opts: { recursive?: boolean; dirs?: boolean } = {}): Promise<FileInfo[]> {
     const { commit, path, repo } = await this.resolve(ref);
     const entry = await this.trees.lookup(commit.tree, path);
     if (!entry) throw new NotFoundError(`${repo}@${commit.id.slice(0, 12)}:${path} does not exist`);
     if (entry.type === 'file') return [{ path, type: 'file', size: entry.size, hash: entry.hash }];
     if (opts.recursive) {
       const out: FileInfo[] = [];
-      for await (const f of this.trees.walk(entry.hash, path)) out.push({ path: f.path, type: 'file', size: f.size, hash: f.hash });
+      for await (const f of this.trees.walk(entry.hash, path, { dirs: opts.dirs })) out.push({ path: f.path, type: f.type, size: f.size, hash: f.hash });
       return out;
     }
     const base = path === '/' ? '' : path;

@@ -44,8 +44,12 @@ const byName = (a: TreeEntry, b: TreeEntry) => (a.name < b.name ? -1 : a.name > 
 export const EMPTY_TREE = encodeTree([]);
 export const EMPTY_TREE_ID = treeId(EMPTY_TREE);
 
-/** A change to apply: a file entry to place at a path, or null to delete the path. */
-export type TreeChange = { path: string; entry: Omit<TreeEntry, 'name'> | null };
+/**
+ * A change to apply: an entry to place at a path, or null to delete the path.
+ * With `merge`, a directory entry adds its files to a directory already at
+ * the path (as if each file were placed one by one) instead of replacing it.
+ */
+export type TreeChange = { path: string; entry: Omit<TreeEntry, 'name'> | null; merge?: boolean };
 
 /** Reads tree nodes from the database, with a bounded cache of decoded nodes. */
 export class TreeReader {
@@ -77,12 +81,27 @@ export class TreeReader {
     return entry;
   }
 
-  /** Every file beneath a directory, depth first in name order, with full paths. */
-  async *walk(id: string, dir: string): AsyncGenerator<TreeEntry & { path: string }> {
+  /** How many files a directory holds beneath it, and their total bytes. */
+  async summary(id: string): Promise<{ files: number; size: number }> {
+    let files = 0;
+    let size = 0;
+    for (const e of await this.get(id)) {
+      size += e.size;
+      files += e.type === 'file' ? 1 : (await this.summary(e.hash)).files;
+    }
+    return { files, size };
+  }
+
+  /** Every file beneath a directory, depth first in name order, with full paths; with `dirs`, each directory too, before its files. */
+  async *walk(id: string, dir: string, opts: { dirs?: boolean } = {}): AsyncGenerator<TreeEntry & { path: string }> {
     for (const e of await this.get(id)) {
       const path = joinPath(dir, e.name);
-      if (e.type === 'dir') yield* this.walk(e.hash, path);
-      else yield { ...e, path };
+      if (e.type === 'dir') {
+        if (opts.dirs) yield { ...e, path };
+        yield* this.walk(e.hash, path, opts);
+      } else {
+        yield { ...e, path };
+      }
     }
   }
 }
@@ -121,13 +140,22 @@ function insertChange(level: Map<string, ChangeNode>, parts: string[], change: T
     node.change = change;
     node.children.clear(); // a later change to a path replaces earlier ones beneath it
   } else {
-    if (node.change?.entry) {
+    if (node.change?.entry?.type === 'file') {
       throw new InvalidArgumentError(`${at}/${head} is written as a file and also used as a directory in the same commit`);
     }
-    if (node.change) node.reset = true;
-    node.change = undefined;
+    if (!node.change?.entry) {
+      // A delete earlier in this commit: the directory starts empty. (A directory placed here stays, changed beneath.)
+      if (node.change) node.reset = true;
+      node.change = undefined;
+    }
     insertChange(node.children, rest, change, `${at}/${head}`);
   }
+}
+
+/** A node written earlier in this same change (a merged directory changed again beneath), else a stored one. */
+async function read(reader: TreeReader, id: string, nodes: Map<string, string>): Promise<TreeEntry[]> {
+  const written = nodes.get(id);
+  return written === undefined ? reader.get(id) : decodeTree(written);
 }
 
 function putNode(entries: TreeEntry[], nodes: Map<string, string>): string {
@@ -144,27 +172,30 @@ async function rebuild(
   dir: string,
   nodes: Map<string, string>,
 ): Promise<{ hash: string; size: number } | null> {
-  const entries = new Map((id ? await reader.get(id) : []).map((e) => [e.name, e]));
+  const entries = new Map((id ? await read(reader, id, nodes) : []).map((e) => [e.name, e]));
   for (const [name, node] of plan) {
     const path = joinPath(dir, name);
     const existing = entries.get(name);
-    if (node.change) {
-      if (node.change.entry) {
-        if (existing?.type === 'dir' && node.change.entry.type === 'file') {
-          throw new InvalidArgumentError(`${path} is a directory; cannot overwrite it with a file (delete it first)`);
-        }
-        entries.set(name, { name, ...node.change.entry });
-      } else if (existing) {
-        entries.delete(name);
-      } else if (node.children.size === 0) {
-        throw new NotFoundError(`${path} does not exist`);
+    const change = node.change;
+    if (change) {
+      if (!change.entry) {
+        if (existing) entries.delete(name);
+        else if (node.children.size === 0) throw new NotFoundError(`${path} does not exist`);
+      } else if (existing?.type === 'dir' && change.entry.type === 'file') {
+        throw new InvalidArgumentError(`${path} is a directory; cannot overwrite it with a file (delete it first)`);
+      } else if (existing?.type === 'dir' && change.merge) {
+        entries.set(name, { name, type: 'dir', ...(await mergeTrees(reader, existing.hash, change.entry.hash, path, nodes)) });
+      } else if (existing?.type === 'file' && change.merge) {
+        throw new InvalidArgumentError(`${path} is a file; cannot put files beneath it (delete it first)`);
+      } else {
+        entries.set(name, { name, ...change.entry });
       }
     }
     if (node.children.size > 0) {
-      if (existing?.type === 'file' && !node.reset) {
+      const current = node.reset ? undefined : entries.get(name);
+      if (current?.type === 'file') {
         throw new InvalidArgumentError(`${path} is a file; cannot put files beneath it (delete it first)`);
       }
-      const current = node.reset ? undefined : entries.get(name);
       const child = await rebuild(reader, current?.type === 'dir' ? current.hash : null, node.children, path, nodes);
       if (child) entries.set(name, { name, type: 'dir', hash: child.hash, size: child.size });
       else entries.delete(name);
@@ -174,6 +205,37 @@ async function rebuild(
   const sorted = [...entries.values()].sort(byName);
   const size = sorted.reduce((sum, e) => sum + e.size, 0);
   return { hash: putNode(sorted, nodes), size };
+}
+
+/**
+ * Tree `base` with every file of tree `incoming` placed in it: a file
+ * replaces a file of the same path, files only in `base` stay. Subtrees that
+ * are equal, or absent from `base`, are taken whole, unread.
+ */
+async function mergeTrees(
+  reader: TreeReader,
+  base: string,
+  incoming: string,
+  dir: string,
+  nodes: Map<string, string>,
+): Promise<{ hash: string; size: number }> {
+  if (base === incoming) return { hash: base, size: (await read(reader, base, nodes)).reduce((sum, e) => sum + e.size, 0) };
+  const entries = new Map((await read(reader, base, nodes)).map((e) => [e.name, e]));
+  for (const e of await reader.get(incoming)) {
+    const existing = entries.get(e.name);
+    const path = joinPath(dir, e.name);
+    if (existing?.type === 'dir' && e.type === 'dir' && existing.hash !== e.hash) {
+      entries.set(e.name, { name: e.name, type: 'dir', ...(await mergeTrees(reader, existing.hash, e.hash, path, nodes)) });
+    } else if (existing?.type === 'dir' && e.type === 'file') {
+      throw new InvalidArgumentError(`${path} is a directory; cannot overwrite it with a file (delete it first)`);
+    } else if (existing?.type === 'file' && e.type === 'dir') {
+      throw new InvalidArgumentError(`${path} is a file; cannot put files beneath it (delete it first)`);
+    } else {
+      entries.set(e.name, e);
+    }
+  }
+  const sorted = [...entries.values()].sort(byName);
+  return { hash: putNode(sorted, nodes), size: sorted.reduce((sum, e) => sum + e.size, 0) };
 }
 
 export interface TreeDiff {

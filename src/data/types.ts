@@ -86,11 +86,13 @@ export interface FsckResult {
 /**
  * One change in a commit: write a file at a repo path; place content this
  * instance already stores (by its SHA-256) at a path without sending the
- * bytes again; or delete a path (file or directory).
+ * bytes again — or, with type 'dir', every file of a stored directory tree
+ * (by its tree id) beneath a path, as if each were linked one by one; or
+ * delete a path (file or directory).
  */
 export type Change =
   | { op: 'put'; path: string; content: AsyncIterable<Uint8Array> | Uint8Array }
-  | { op: 'link'; path: string; hash: string }
+  | { op: 'link'; path: string; hash: string; type?: 'file' | 'dir' }
   | { op: 'delete'; path: string };
 
 export interface CommitOptions {

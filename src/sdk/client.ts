@@ -56,7 +56,8 @@ export interface StrataClient {
   log(ref: string, opts?: { limit?: number }): Promise<CommitInfo[]>;
   diff(from: string, to: string): Promise<DiffResult>;
 
-  ls(ref: string, opts?: { recursive?: boolean }): Promise<FileInfo[]>;
+  /** With `recursive`, every file below; with `dirs` too, every directory below as well. */
+  ls(ref: string, opts?: { recursive?: boolean; dirs?: boolean }): Promise<FileInfo[]>;
   /** Every file under the reference's path, for materializing (`strata get`). */
   walk(ref: string): AsyncIterable<FileInfo>;
   read(ref: string): Promise<{ info: FileInfo; stream: AsyncIterable<Buffer> }>;

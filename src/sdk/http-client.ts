@@ -154,8 +154,8 @@ export class HttpClient implements StrataClient {
 
   // ---- files ----
 
-  ls(ref: string, opts: { recursive?: boolean } = {}): Promise<FileInfo[]> {
-    return this.json('GET', '/api/v1/ls', { query: { ref, recursive: opts.recursive || undefined } });
+  ls(ref: string, opts: { recursive?: boolean; dirs?: boolean } = {}): Promise<FileInfo[]> {
+    return this.json('GET', '/api/v1/ls', { query: { ref, recursive: opts.recursive || undefined, dirs: opts.dirs || undefined } });
   }
 
   /** Every file under the reference, parsed from the server's NDJSON as it arrives. */
@@ -605,6 +605,7 @@ function reasonOf(err: unknown): string {
  *   --B CRLF  Content-Disposition: form-data; name="put:<encodeURIComponent(path)>"; filename="<name>"
  *             Content-Type: application/octet-stream  CRLF CRLF  <content> CRLF
  *   --B CRLF  Content-Disposition: form-data; name="link:<encodeURIComponent(path)>"  CRLF CRLF  <sha-256 hex> CRLF
+ *   --B CRLF  Content-Disposition: form-data; name="link-dir:<encodeURIComponent(path)>"  CRLF CRLF  <tree id> CRLF
  *   --B CRLF  Content-Disposition: form-data; name="delete"  CRLF CRLF  <path> CRLF
  *   --B-- CRLF
  *
@@ -647,7 +648,8 @@ class MultipartUpload {
         continue;
       }
       if (change.op === 'link') {
-        yield Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="link:${encodeURIComponent(change.path)}"\r\n\r\n${change.hash}\r\n`);
+        const kind = change.type === 'dir' ? 'link-dir' : 'link';
+        yield Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="${kind}:${encodeURIComponent(change.path)}"\r\n\r\n${change.hash}\r\n`);
         continue;
       }
       const name = change.path.split('/').pop() || 'file';

@@ -29,10 +29,11 @@
 
 import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, openSync, readSync } from 'node:fs';
 import type { Kysely, Transaction } from 'kysely';
 import { CorruptionError, InvalidArgumentError, NotFoundError, StrataError } from '../errors.js';
 import type { ChunkTable, PackTable, Schema } from '../meta/schema.js';
-import { Chunker, MAX_CHUNK } from './chunker.js';
+import { Chunker, MAX_CHUNK, MIN_CHUNK } from './chunker.js';
 import { WorkerFileHash } from './hash-worker.js';
 import { DiskFile } from './disk-file.js';
 import { allocate, release } from './memory.js';
@@ -330,6 +331,8 @@ export class ChunkWriter {
   private chunkRows: ChunkTable[] = [];
   private packRows: PackTable[] = [];
   private queue: Promise<unknown> = Promise.resolve();
+  /** Tasks queued or running in `queue`. */
+  private running = 0;
   private synced = true;
   private aborted = false;
 
@@ -354,6 +357,56 @@ export class ChunkWriter {
 
   writeBuffer(buf: Uint8Array): Promise<StoredFile> {
     return this.serialized(() => this.write([buf]));
+  }
+
+  /**
+   * Stores a local file of at most MIN_CHUNK bytes (so one chunk), listed
+   * with `size` bytes: read with one synchronous read straight into the open
+   * pack and hashed there. For many small files this beats every other way
+   * measured (a fresh buffer per file then a copy; reads on the hashing
+   * workers, whose messages cost more than the reads).
+   */
+  async writeSmallFile(path: string, size: number): Promise<StoredFile> {
+    if (!Number.isSafeInteger(size) || size < 0 || size > MIN_CHUNK) {
+      throw new InvalidArgumentError(`writeSmallFile takes files of 0 to ${MIN_CHUNK} bytes, not ${size}`);
+    }
+    if (size === 0) return this.writeBuffer(new Uint8Array(0)); // as listed: nothing to read
+    // With no other write under way and room in the open pack, the file takes
+    // its place at once; otherwise it waits its turn (the pack may need sealing).
+    if (this.running === 0 && this.pack && this.packUsed < PACK_TARGET && !this.aborted && !this.failure) return this.placeSmallFile(path, size);
+    return this.serialized(async () => {
+      this.checkUsable();
+      await this.room();
+      return this.placeSmallFile(path, size);
+    });
+  }
+
+  /** Reads a small file into the open pack (which has room for `size` bytes) and stores it there. */
+  private placeSmallFile(path: string, size: number): StoredFile {
+    this.synced = false;
+    this.chunkLength = 0; // drops a partial chunk left by a failed write
+    this.chunker.end();
+    const into = this.pack!.subarray(this.packUsed, this.packUsed + size);
+    let bytes = 0;
+    try {
+      const fd = openSync(path, 'r');
+      try {
+        // Fewer bytes than listed: the file shrank since; store what is there.
+        for (let n = -1; n !== 0 && bytes < size; bytes += n) n = readSync(fd, into, bytes, size - bytes, bytes);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      throw new InvalidArgumentError(`cannot read local file ${path}: ${(err as Error).message}`);
+    }
+    this.stats.files++;
+    this.stats.bytes += bytes;
+    if (bytes === 0) return { hash: EMPTY_SHA256, size: 0, chunks: [] };
+    const hash = createHash('sha256').update(into.subarray(0, bytes)).digest('hex');
+    this.entries.push({ id: hash, offset: this.packUsed, length: bytes });
+    this.packUsed += bytes;
+    this.stats.chunks++;
+    return { hash, size: bytes, chunks: [hash] };
   }
 
   /** Puts every pending pack and makes all of this writer's packs durable. */
@@ -406,7 +459,8 @@ export class ChunkWriter {
   }
 
   private serialized<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(task);
+    this.running++;
+    const run = this.queue.then(task).finally(() => this.running--);
     this.queue = run.catch(() => {}); // the caller of this task gets its error; the next task still runs
     return run;
   }
@@ -628,3 +682,4 @@ export class ChunkWriter {
     }
   }
 }
+

@@ -1,14 +1,23 @@
 import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 /**
- * A file on local disk given as content to a commit. It iterates like any byte
- * stream (so every consumer works, e.g. an HTTP upload), and a ChunkWriter
- * reads it straight into its pack buffers instead, skipping a copy.
+ * A file on local disk given as content to a commit. It iterates like any
+ * byte stream (so every consumer works, e.g. an HTTP upload), and a
+ * ChunkWriter reads it straight into its pack buffers instead, skipping a
+ * copy. `size`, when known from a listing, lets small files be read whole.
  */
 export class DiskFile implements AsyncIterable<Uint8Array> {
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    readonly size?: number,
+  ) {}
 
-  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    return createReadStream(this.path, { highWaterMark: 4 << 20 })[Symbol.asyncIterator]();
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    if (this.size !== undefined && this.size <= 1 << 20) {
+      yield await readFile(this.path);
+      return;
+    }
+    yield* createReadStream(this.path, { highWaterMark: 4 << 20 });
   }
 }

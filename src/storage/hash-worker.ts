@@ -9,15 +9,11 @@
 // bytes are read where they are (ChunkWriter's pack buffers are shared
 // memory): nothing is copied or transferred. The workers are started on first
 // use and do not keep the process alive when idle.
-//
-// This module is both sides: imported normally it is the client; started as
-// a worker (workerData.role) it runs the hashing loop below.
 
-import { createHash, type Hash } from 'node:crypto';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import type { Hash } from 'node:crypto';
+import { Worker, type MessagePort } from 'node:worker_threads';
 import { StrataError } from '../errors.js';
 
-const ROLE = 'strata-sha256';
 const WORKERS = 2;
 
 interface Bytes {
@@ -34,9 +30,15 @@ type Request =
 
 type Reply = { seq: number; hex: string } | { seq: number; error: string };
 
-if (!isMainThread && (workerData as { role?: string } | null)?.role === ROLE) {
+/**
+ * A hashing thread's loop. Each thread starts from this function's source
+ * text (WORKER_SOURCE), not from this module: loading the bundled CLI in
+ * every thread would cost ~100 ms each before the first hash. So it uses
+ * only its parameters and globals.
+ */
+function hashingLoop(crypto: typeof import('node:crypto'), port: MessagePort): void {
   const files = new Map<number, Hash>();
-  parentPort!.on('message', (req: Request) => {
+  port.on('message', (req: Request) => {
     if (req.op === 'discard') {
       files.delete(req.file);
       return;
@@ -44,26 +46,28 @@ if (!isMainThread && (workerData as { role?: string } | null)?.role === ROLE) {
     let reply: Reply;
     try {
       if (req.op === 'chunk') {
-        reply = { seq: req.seq, hex: createHash('sha256').update(new Uint8Array(req.buffer, req.offset, req.length)).digest('hex') };
+        reply = { seq: req.seq, hex: crypto.createHash('sha256').update(new Uint8Array(req.buffer, req.offset, req.length)).digest('hex') };
       } else if (req.op === 'update') {
         let whole = files.get(req.file);
-        if (!whole) files.set(req.file, (whole = createHash('sha256')));
+        if (!whole) files.set(req.file, (whole = crypto.createHash('sha256')));
         whole.update(new Uint8Array(req.buffer, req.offset, req.length));
         reply = { seq: req.seq, hex: '' };
       } else {
-        const whole = files.get(req.file) ?? createHash('sha256');
+        const whole = files.get(req.file) ?? crypto.createHash('sha256');
         files.delete(req.file);
         reply = { seq: req.seq, hex: whole.digest('hex') };
       }
     } catch (err) {
       reply = { seq: req.seq, error: (err as Error).message };
     }
-    parentPort!.postMessage(reply);
+    port.postMessage(reply);
   });
 }
 
+const WORKER_SOURCE = `(${hashingLoop.toString()})(require('node:crypto'), require('node:worker_threads').parentPort);`;
+
 interface Waiter {
-  resolve: (hex: string) => void;
+  resolve: (reply: { hex: string }) => void;
   reject: (err: Error) => void;
 }
 
@@ -72,7 +76,7 @@ class HashThread {
   private worker: Worker | null = null;
   private waiting = new Map<number, Waiter>();
 
-  call(req: Exclude<Request, { op: 'discard' }>): Promise<string> {
+  call(req: Exclude<Request, { op: 'discard' }>): Promise<{ hex: string }> {
     return new Promise((resolve, reject) => {
       const worker = this.started();
       this.waiting.set(req.seq, { resolve, reject });
@@ -87,14 +91,14 @@ class HashThread {
 
   private started(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL(import.meta.url), { workerData: { role: ROLE } });
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.unref();
     worker.on('message', (reply: Reply) => {
       const waiter = this.waiting.get(reply.seq);
       if (!waiter) return;
       this.waiting.delete(reply.seq);
       if (this.waiting.size === 0) worker.unref();
-      if ('hex' in reply) waiter.resolve(reply.hex);
+      if ('hex' in reply) waiter.resolve(reply);
       else waiter.reject(new StrataError('INTERNAL', `hashing failed: ${reply.error}`));
     });
     const fail = (err: Error) => {
@@ -132,11 +136,11 @@ export class WorkerFileHash {
     const where = { buffer: bytes.buffer, offset: bytes.byteOffset, length: bytes.byteLength };
     const id = this.chunks.call({ op: 'chunk', seq: nextSeq++, ...where });
     const added = this.whole.call({ op: 'update', seq: nextSeq++, file: this.file, ...where });
-    return Promise.all([id, added]).then(([hex]) => hex);
+    return Promise.all([id, added]).then(([{ hex }]) => hex);
   }
 
-  digest(): Promise<string> {
-    return this.whole.call({ op: 'digest', seq: nextSeq++, file: this.file });
+  async digest(): Promise<string> {
+    return (await this.whole.call({ op: 'digest', seq: nextSeq++, file: this.file })).hex;
   }
 
   /** Forgets a file that will not be finished (its write failed). */
@@ -144,3 +148,4 @@ export class WorkerFileHash {
     this.whole.discard(this.file);
   }
 }
+

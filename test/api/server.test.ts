@@ -175,6 +175,14 @@ describe('HTTP API', () => {
     assert.equal(linked.new_bytes, 0);
     assert.equal((await collect((await s.client.read('links:/copy/of orig.txt')).stream)).toString(), 'shared content');
     await rejectsWith(s.client.commit('links', 'master', [{ op: 'link', path: '/x', hash: 'f'.repeat(64) }]), 'NOT_FOUND', /not stored/);
+
+    // A whole directory by its tree id (ls --recursive with dirs lists them).
+    const [copy] = (await s.client.ls('links:/', { recursive: true, dirs: true })).filter((e) => e.path === '/copy');
+    assert.equal(copy!.type, 'dir');
+    const tree = await s.client.commit('links', 'master', [{ op: 'link', type: 'dir', path: '/again/here', hash: copy!.hash }]);
+    assert.deepEqual([tree.files, tree.new_bytes], [1, 0]);
+    assert.equal((await collect((await s.client.read('links:/again/here/of orig.txt')).stream)).toString(), 'shared content');
+    await rejectsWith(s.client.commit('links', 'master', [{ op: 'link', type: 'dir', path: '/y', hash: 'f'.repeat(64) }]), 'NOT_FOUND', /directory tree/);
   });
 
   it('accepts a commit built with standard FormData (what curl -F and browsers send)', async () => {

@@ -80,3 +80,67 @@ it('answers lookups from the directories it preloaded and from the database else
   assert.equal(again.lookup('/data/src2/c.txt', stat(10, old + 5n)), undefined);
   again.close();
 });
+
+it('sends an unchanged directory as one link to the tree it was committed as, and re-lists a changed one', () => {
+  const home = join(dir.path, 'trees', '.strata');
+  const envT = { STRATA_HOME: home };
+  const run = (...args: string[]) => {
+    const r = strata(args, { env: envT });
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+  run('init');
+  run('repo', 'create', 't');
+  const src = join(dir.path, 'trees', 'src');
+  const old = new Date(Date.now() - 60_000);
+  const write = (rel: string, content: string) => {
+    mkdirSync(join(src, rel, '..'), { recursive: true });
+    writeFileSync(join(src, rel), content);
+    utimesSync(join(src, rel), old, old);
+  };
+  for (const f of ['a/1.txt', 'a/2.txt', 'a/deep/3.txt', 'b/4.txt', 'b/5.txt']) write(f, `content of ${f}`);
+  run('put', 't@master', `${src}/`);
+
+  const db = () => new Database(join(home, 'stat-cache.db'));
+  const cached = () => {
+    const d = db();
+    const rows = Object.fromEntries((d.prepare('select path, tree from dirs').all() as { path: string; tree: string }[]).map((r) => [r.path.slice(src.length), r.tree]));
+    d.close();
+    return rows;
+  };
+  const listed = JSON.parse(run('ls', 't@master:/', '--json')) as { path: string; hash: string }[];
+  const treeOf = (p: string) => listed.find((e) => e.path === p)!.hash;
+  assert.deepEqual(cached(), { '/a': treeOf('/a'), '/a/deep': cached()['/a/deep'], '/b': treeOf('/b') });
+
+  // The cached tree is what gets committed: point a's entry at b's tree and a re-put places b's files at /a.
+  const d = db();
+  d.prepare('update dirs set tree = ? where path = ?').run(treeOf('/b'), `${src}/a`);
+  d.close();
+  run('put', 't@swapped', `${src}/`);
+  const swapped = JSON.parse(run('ls', 't@swapped:/a', '--json')) as { path: string }[];
+  assert.deepEqual(swapped.map((e) => e.path), ['/a/4.txt', '/a/5.txt']);
+
+  // A tree this database does not hold: the put still lands, sending the files, and the directory cache starts over.
+  const e = db();
+  e.prepare('update dirs set tree = ?').run('e'.repeat(64));
+  e.close();
+  const recovered = JSON.parse(run('put', 't@recovered', `${src}/`, '--json'));
+  assert.equal(recovered.files, 5);
+  assert.deepEqual(JSON.parse(run('diff', 't@master', 't@recovered', '--json')), { added: [], modified: [], deleted: [] });
+  assert.equal(cached()['/a'], treeOf('/a'));
+
+  // One changed file: its directory is listed again and only it differs; the entry follows the new tree.
+  write('b/5.txt', 'changed');
+  run('put', 't@master', `${src}/`);
+  assert.deepEqual(JSON.parse(run('diff', 't@master^', 't@master', '--json')), { added: [], modified: ['/b/5.txt'], deleted: [] });
+  const now = JSON.parse(run('ls', 't@master:/', '--json')) as { path: string; hash: string }[];
+  assert.equal(cached()['/b'], now.find((x) => x.path === '/b')!.hash);
+
+  // A put merges into what is there: a linked directory keeps the files already at its destination.
+  run('put', 't@master:/mix/own.txt', join(src, 'b', '4.txt'));
+  run('put', 't@master:/mix', `${src}/a/`);
+  const mix = JSON.parse(run('ls', 't@master:/mix', '--json', '--recursive')) as { path: string }[];
+  assert.deepEqual(mix.map((x) => x.path), ['/mix/1.txt', '/mix/2.txt', '/mix/deep/3.txt', '/mix/own.txt']);
+  const result = JSON.parse(run('put', 't@master:/mix', `${src}/a/`, '--json'));
+  assert.equal(result.files, 3, 'the directory link counts the files it places');
+});

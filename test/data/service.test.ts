@@ -111,6 +111,45 @@ for (const backend of await backends()) {
       assert.equal(second.new_bytes, 0);
     });
 
+    it('links a stored directory tree: placed whole where nothing is, merged file by file into a directory that exists', async () => {
+      await instance.data.createRepo({ name: 'dirlinks' });
+      const src = await instance.data.commit('dirlinks', 'master', [put('/src/a.txt', 'a'), put('/src/sub/b.txt', 'bb'), put('/src/sub/deeper/c.txt', 'ccc')]);
+      const [tree] = (await instance.data.ls('dirlinks:/', {})).filter((e) => e.path === '/src');
+      assert.equal(tree!.type, 'dir');
+
+      const placed = await instance.data.commit('dirlinks', 'master', [{ op: 'link', type: 'dir', path: '/copy', hash: tree!.hash }]);
+      assert.deepEqual([placed.files, placed.bytes, placed.new_bytes], [3, 6, 0]);
+      const [copy] = (await instance.data.ls('dirlinks:/')).filter((e) => e.path === '/copy');
+      assert.equal(copy!.hash, tree!.hash, 'placed whole: the same tree');
+      assert.equal(await readText(instance, 'dirlinks:/copy/sub/deeper/c.txt'), 'ccc');
+
+      // Into a directory with other files: theirs stay, same paths are replaced, and a change beneath applies on top.
+      await instance.data.commit('dirlinks', 'master', [put('/mixed/own.txt', 'mine'), put('/mixed/a.txt', 'old a'), put('/mixed/sub/x.txt', 'x')]);
+      const merged = await instance.data.commit('dirlinks', 'master', [
+        { op: 'link', type: 'dir', path: '/mixed', hash: tree!.hash },
+        put('/mixed/sub/deeper/c.txt', 'changed after the link'),
+      ]);
+      assert.equal(merged.files, 4);
+      const files = await instance.data.ls('dirlinks:/mixed', { recursive: true });
+      assert.deepEqual(files.map((f) => f.path), ['/mixed/a.txt', '/mixed/own.txt', '/mixed/sub/b.txt', '/mixed/sub/deeper/c.txt', '/mixed/sub/x.txt']);
+      assert.equal(await readText(instance, 'dirlinks:/mixed/a.txt'), 'a');
+      assert.equal(await readText(instance, 'dirlinks:/mixed/sub/deeper/c.txt'), 'changed after the link');
+      const [mixed] = (await instance.data.ls('dirlinks:/')).filter((e) => e.path === '/mixed');
+      assert.equal(mixed!.size, 1 + 4 + 2 + 22 + 1);
+      const withDirs = await instance.data.ls('dirlinks:/mixed', { recursive: true, dirs: true });
+      assert.deepEqual(withDirs.filter((f) => f.type === 'dir').map((f) => f.path), ['/mixed/sub', '/mixed/sub/deeper']);
+
+      // Conflicts and unknown trees change nothing.
+      const head = (await instance.data.log('dirlinks@master'))[0]!.id;
+      await instance.data.commit('dirlinks', 'master', [put('/clash/sub', 'a file where the tree has a directory')]);
+      await rejectsWith(instance.data.commit('dirlinks', 'master', [{ op: 'link', type: 'dir', path: '/clash', hash: tree!.hash }]), 'INVALID_ARGUMENT', /\/clash\/sub is a file/);
+      await rejectsWith(instance.data.commit('dirlinks', 'master', [{ op: 'link', type: 'dir', path: '/copy/a.txt', hash: tree!.hash }]), 'INVALID_ARGUMENT', /\/copy\/a.txt is a file/);
+      await rejectsWith(instance.data.commit('dirlinks', 'master', [{ op: 'link', type: 'dir', path: '/x', hash: 'e'.repeat(64) }]), 'NOT_FOUND', /directory tree e{64} .*not stored/);
+      assert.notEqual((await instance.data.log('dirlinks@master'))[0]!.id, head, 'the clash commit itself landed');
+      assert.equal((await instance.data.log('dirlinks@master'))[0]!.message, '');
+      assert.equal(src.files, 3);
+    });
+
     it('rewrites only the changed path: O(depth) tree records per commit', async () => {
       await instance.data.createRepo({ name: 'wide' });
       const changes: Change[] = [];

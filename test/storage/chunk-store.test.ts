@@ -118,6 +118,41 @@ describe('ChunkStore', () => {
     await writer.abort();
   });
 
+  it('stores small local files read straight into the pack, between other writes, as listed', async () => {
+    const files = Array.from({ length: 300 }, (_, i) => randomBytes(100 + i * 50));
+    const paths = await Promise.all(files.map(async (f, i) => {
+      const path = join(dir, `small-${i}.bin`);
+      await writeFile(path, f);
+      return path;
+    }));
+    const big = randomBytes(3 * MiB);
+    const writer = store.writer();
+    // Started together with a stream write: each waits its turn, none is lost.
+    const results = await Promise.all([
+      ...paths.slice(0, 150).map((p, i) => writer.writeSmallFile(p, files[i]!.length)),
+      writer.writeStream(pieces(big, 100_000)),
+      ...paths.slice(150).map((p, i) => writer.writeSmallFile(p, files[150 + i]!.length)),
+    ]);
+    const shrunk = join(dir, 'shrunk.bin');
+    await writeFile(shrunk, 'now shorter');
+    const short = await writer.writeSmallFile(shrunk, 5000); // listed at 5000 bytes, 11 now
+    const empty = await writer.writeSmallFile(join(dir, 'never-read'), 0);
+    await assert.rejects(writer.writeSmallFile(join(dir, 'missing.bin'), 10), (err: unknown) => err instanceof StrataError && err.code === 'INVALID_ARGUMENT' && /missing\.bin/.test(err.message));
+    await assert.rejects(writer.writeSmallFile(paths[0]!, 2 * MiB), (err: unknown) => err instanceof StrataError && err.code === 'INVALID_ARGUMENT');
+    await writer.flush();
+    await writer.record(meta.db);
+
+    const small = results.filter((_, i) => i !== 150);
+    for (const [i, f] of files.entries()) {
+      assert.deepEqual(small[i], { hash: sha256(f), size: f.length, chunks: [sha256(f)] });
+      assert.ok((await store.readAll(small[i]!.chunks)).equals(f));
+    }
+    assert.equal(results[150]!.hash, sha256(big));
+    assert.deepEqual(short, { hash: sha256(Buffer.from('now shorter')), size: 11, chunks: [sha256(Buffer.from('now shorter'))] });
+    assert.deepEqual(empty, { hash: sha256(Buffer.alloc(0)), size: 0, chunks: [] });
+    assert.deepEqual(await store.verify(), []);
+  });
+
   it('round-trips small and empty files; a one-chunk file is named by its chunk', async () => {
     const small = Buffer.from('hello, strata\n');
     const writer = store.writer();

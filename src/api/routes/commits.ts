@@ -11,12 +11,15 @@ import { branchParams, errorResponses, listOf, ref, refQuery } from '../schemas.
 //   a part named  put:<encodeURIComponent(repo path)>   whose body is the file's content;
 //   a part named  link:<encodeURIComponent(repo path)>  whose (text) value is the SHA-256 of
 //                 content this instance already stores, placed at the path without resending it;
+//   a part named  link-dir:<encodeURIComponent(repo path)>  whose value is the id of a stored
+//                 directory tree: its files are placed beneath the path (merged, as if linked one by one);
 //   a part named  delete  whose (text) value is a repo path to delete.
 // The parts become the stream of changes DataService.commit consumes, one at
 // a time as they arrive, so nothing is held whole in memory.
 
 const PUT = 'put:';
 const LINK = 'link:';
+const LINK_DIR = 'link-dir:';
 const DELETE = 'delete';
 const MAX_PATH_BYTES = 64 * 1024;
 const MAX_HASH_BYTES = 1024;
@@ -40,6 +43,7 @@ export const commitRoutes: FastifyPluginAsync<{ data: DataService }> = async (ap
         description:
           'multipart/form-data body. Each file is a part named `put:` + encodeURIComponent(repo path) whose body is the content; ' +
           'a text part named `link:` + encodeURIComponent(repo path) whose value is the SHA-256 of content already stored places it without resending; ' +
+          'a text part named `link-dir:` + encodeURIComponent(repo path) whose value is a stored directory tree id places its files beneath the path; ' +
           'a text part named `delete` whose value is a repo path deletes that path. Parts are applied in order, in one atomic commit.',
         tags: ['commits'],
         params: branchParams,
@@ -70,6 +74,7 @@ export const commitRoutes: FastifyPluginAsync<{ data: DataService }> = async (ap
               properties: {
                 'put:%2Fpath%2Fto%2Ffile': { type: 'string', format: 'binary', description: 'file content (one part per file)' },
                 'link:%2Fpath%2Fto%2Ffile': { type: 'string', description: 'SHA-256 (hex) of content already stored (one part per file)' },
+                'link-dir:%2Fpath%2Fto%2Fdir': { type: 'string', description: 'id of a stored directory tree whose files go beneath the path' },
                 delete: { type: 'string', description: 'repo path to delete (repeatable)' },
               },
             },
@@ -143,11 +148,13 @@ async function* changesOf(parts: AsyncIterable<Part>): AsyncGenerator<Change> {
       yield { op: 'put', path: pathIn(part.name, PUT), content: part.arrived() ?? part.body };
     } else if (part.name.startsWith(LINK)) {
       yield { op: 'link', path: pathIn(part.name, LINK), hash: (await readText(part, MAX_HASH_BYTES)).trim() };
+    } else if (part.name.startsWith(LINK_DIR)) {
+      yield { op: 'link', type: 'dir', path: pathIn(part.name, LINK_DIR), hash: (await readText(part, MAX_HASH_BYTES)).trim() };
     } else if (part.name === DELETE) {
       yield { op: 'delete', path: await readText(part, MAX_PATH_BYTES) };
     } else {
       throw new InvalidArgumentError(
-        `unexpected multipart part "${part.name.slice(0, 200)}": name each file part "put:" (or "link:") + the URI-encoded repo path, ` +
+        `unexpected multipart part "${part.name.slice(0, 200)}": name each file part "put:" (or "link:", or "link-dir:" for a directory tree) + the URI-encoded repo path, ` +
           'or send a "delete" field holding a path',
       );
     }

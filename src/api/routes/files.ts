@@ -15,7 +15,7 @@ export const FILE_HEADERS = { hash: 'strata-file-hash', size: 'strata-file-size'
 const NDJSON_BATCH = 32 * 1024;
 
 export const fileRoutes: FastifyPluginAsync<{ data: DataService; errors: ErrorContext }> = async (app, { data, errors }) => {
-  app.get<{ Querystring: { ref: string; recursive?: boolean } }>(
+  app.get<{ Querystring: { ref: string; recursive?: boolean; dirs?: boolean } }>(
     '/api/v1/ls',
     {
       schema: {
@@ -25,12 +25,16 @@ export const fileRoutes: FastifyPluginAsync<{ data: DataService; errors: ErrorCo
           type: 'object',
           additionalProperties: false,
           required: ['ref'],
-          properties: { ref: refQuery, recursive: { type: 'boolean', description: 'list every file below, not just the entries' } },
+          properties: {
+            ref: refQuery,
+            recursive: { type: 'boolean', description: 'list every file below, not just the entries' },
+            dirs: { type: 'boolean', description: 'with recursive: list every directory below too (its hash is its tree id)' },
+          },
         },
         response: { 200: listOf('FileInfo'), ...errorResponses },
       },
     },
-    async (req) => data.ls(req.query.ref, { recursive: req.query.recursive }),
+    async (req) => data.ls(req.query.ref, { recursive: req.query.recursive, dirs: req.query.dirs }),
   );
 
   app.get<{ Querystring: { ref: string } }>(
