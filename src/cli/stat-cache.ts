@@ -81,9 +81,9 @@ export class StatCache {
 
   /**
    * Reads the entries of directories under `dirs` (absolute local
-   * directories, themselves included) ahead of their lookups, and those of
-   * the files there at the first file lookup (none when every directory is
-   * unchanged).
+   * directories, themselves included) ahead of their lookups; those of the
+   * files in a directory are read at its first file lookup (none when the
+   * directory itself is unchanged).
    */
   preload(dirs: string[]): void {
     const trees = this.db.prepare("select path, signature || ' ' || tree from dirs where path = ? or (path > ? and path < ?)").raw();
@@ -97,20 +97,21 @@ export class StatCache {
     }
   }
 
-  private filesPreloaded = 0; // of preloadedDirs
+  private readonly filesRead = new Set<string>(); // directories whose files' entries are in `preloaded`
 
   private preloadedRow(path: string): string | undefined {
-    if (this.filesPreloaded < this.preloadedDirs.length) {
-      const files = this.db.prepare("select path, size || ' ' || mtime || ' ' || ctime || ' ' || ino || ' ' || hash from files where path > ? and path < ?").raw();
-      for (const prefix of this.preloadedDirs.slice(this.filesPreloaded)) {
-        for (const [path, row] of files.iterate(prefix, `${prefix.slice(0, -1)}0`) as Iterable<[string, string]>) this.preloaded.set(path, row);
-      }
-      this.filesPreloaded = this.preloadedDirs.length;
+    if (!this.preloadedDirs.some((d) => path.startsWith(d))) return undefined;
+    const dir = path.slice(0, path.lastIndexOf('/'));
+    if (!this.filesRead.has(dir)) {
+      this.filesRead.add(dir);
+      // The files directly in `dir`: in its path range, with no '/' after the directory's own.
+      const files = this.db.prepare(
+        "select path, size || ' ' || mtime || ' ' || ctime || ' ' || ino || ' ' || hash from files where path > ? and path < ? and instr(substr(path, ?), '/') = 0",
+      );
+      for (const [p, row] of files.raw().iterate(`${dir}/`, `${dir}0`, dir.length + 2) as Iterable<[string, string]>) this.preloaded.set(p, row);
     }
-    const row = this.preloaded.get(path);
-    if (row !== undefined) return row;
     // Under a preloaded directory, absent means not cached: no query.
-    return this.preloadedDirs.some((d) => path.startsWith(d)) ? '' : undefined;
+    return this.preloaded.get(path) ?? '';
   }
 
   /** Notes a file that is being read now; recorded by `commit` once its hash is known. */

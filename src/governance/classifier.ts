@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Insertable, Kysely } from 'kysely';
-import { isSupportedCountry, type CountryCode } from 'libphonenumber-js/max';
+import type { CountryCode } from 'libphonenumber-js/max';
+import { lazyRequire } from '../lazy.js';
 import type { DataService } from '../data/service.js';
 import type { FileInfo } from '../data/types.js';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, StrataError } from '../errors.js';
@@ -453,7 +454,7 @@ export function classifierOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): 
   }
   if (env.STRATA_PII_COUNTRY) {
     const country = env.STRATA_PII_COUNTRY.toUpperCase();
-    if (!isSupportedCountry(country)) throw new InvalidArgumentError(`STRATA_PII_COUNTRY: "${env.STRATA_PII_COUNTRY}" is not a country code libphonenumber knows (e.g. US, GB, DE)`);
+    if (!(lazyRequire('libphonenumber-js/max') as typeof import('libphonenumber-js/max')).isSupportedCountry(country)) throw new InvalidArgumentError(`STRATA_PII_COUNTRY: "${env.STRATA_PII_COUNTRY}" is not a country code libphonenumber knows (e.g. US, GB, DE)`);
     opts.defaultCountry = country;
   }
   return opts;

@@ -1,4 +1,4 @@
-import { parse } from 'csv-parse/sync';
+import { lazyRequire } from '../lazy.js';
 import type { Kysely } from 'kysely';
 import type { Schema } from '../meta/schema.js';
 
@@ -80,6 +80,7 @@ function inferDelimited(text: string, format: 'csv' | 'tsv', complete: boolean):
     skip_empty_lines: true,
     to: MAX_ROWS + 1,
   };
+  const { parse } = lazyRequire('csv-parse/sync') as typeof import('csv-parse/sync');
   try {
     records = parse(text, options) as string[][];
   } catch (err) {

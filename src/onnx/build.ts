@@ -73,8 +73,8 @@ export function logisticRegressionModel(options: LogisticRegressionOptions): Uin
     throw new InvalidArgumentError(`input, output and label names must be distinct and non-empty, got ${names.join(', ')}`);
   }
 
-  const FLOAT = onnx.TensorProto.DataType.FLOAT;
-  const INT64 = onnx.TensorProto.DataType.INT64;
+  const FLOAT = onnx().TensorProto.DataType.FLOAT;
+  const INT64 = onnx().TensorProto.DataType.INT64;
   const n: Onnx.TensorShapeProto.IDimension = batch === 'dynamic' ? { dimParam: 'batch' } : { dimValue: batch };
   const binary = classes === 1;
   const outClasses = binary ? 2 : classes;
@@ -121,7 +121,7 @@ export function logisticRegressionModel(options: LogisticRegressionOptions): Uin
       output: [valueInfo(outputName, FLOAT, [n, { dimValue: outClasses }]), valueInfo(labelName, INT64, [n])],
     },
   };
-  return onnx.ModelProto.encode(model).finish();
+  return onnx().ModelProto.encode(model).finish();
 }
 
 function floatTensor(name: string, dims: number[], values: Float32Array): Onnx.ITensorProto {
@@ -129,7 +129,7 @@ function floatTensor(name: string, dims: number[], values: Float32Array): Onnx.I
   const raw = new Uint8Array(values.length * 4);
   const view = new DataView(raw.buffer);
   for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i]!, true);
-  return { name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: raw };
+  return { name, dims, dataType: onnx().TensorProto.DataType.FLOAT, rawData: raw };
 }
 
 function valueInfo(name: string, elemType: number, dim: Onnx.TensorShapeProto.IDimension[]): Onnx.IValueInfoProto {
@@ -137,5 +137,5 @@ function valueInfo(name: string, elemType: number, dim: Onnx.TensorShapeProto.ID
 }
 
 function intAttr(name: string, i: number): Onnx.IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.INT, i };
+  return { name, type: onnx().AttributeProto.AttributeType.INT, i };
 }

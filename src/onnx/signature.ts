@@ -85,7 +85,7 @@ function decodeModel(bytes: Uint8Array): Onnx.ModelProto {
   if (bytes.length === 0) throw notOnnx('it is empty');
   let model: Onnx.ModelProto;
   try {
-    model = onnx.ModelProto.decode(bytes);
+    model = onnx().ModelProto.decode(bytes);
   } catch (err) {
     throw notOnnx('it does not decode as an ONNX protobuf', err);
   }

@@ -1,4 +1,4 @@
-import { parse as parseYaml } from 'yaml';
+import { lazyRequire } from '../lazy.js';
 import { InvalidArgumentError } from '../errors.js';
 
 /**
@@ -8,7 +8,7 @@ import { InvalidArgumentError } from '../errors.js';
  */
 export function parseSpecText(text: string, source = 'spec'): unknown {
   try {
-    return parseYaml(text, { prettyErrors: true });
+    return (lazyRequire('yaml') as typeof import('yaml')).parse(text, { prettyErrors: true });
   } catch (err) {
     throw new InvalidArgumentError(`${source}: not valid YAML or JSON: ${(err as Error).message}`);
   }

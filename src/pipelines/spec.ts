@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { parseAllDocuments } from 'yaml';
+import { lazyRequire } from '../lazy.js';
 import { InvalidArgumentError } from '../errors.js';
 import { parseDuration } from './duration.js';
 import { compileGlob, templateRefs } from './glob.js';
@@ -175,7 +175,7 @@ function parseDocuments(text: string, format?: 'yaml' | 'json'): unknown[] {
     }
     return Array.isArray(value) ? value : [value];
   }
-  const docs = parseAllDocuments(body);
+  const docs = (lazyRequire('yaml') as typeof import('yaml')).parseAllDocuments(body);
   if (!Array.isArray(docs)) return []; // an empty stream
   const values: unknown[] = [];
   for (const doc of docs) {

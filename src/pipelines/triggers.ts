@@ -3,7 +3,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Cron } from 'croner';
+import { lazyRequire } from '../lazy.js';
 import type { Kysely } from 'kysely';
 import type { DataService } from '../data/service.js';
 import type { Change } from '../data/types.js';
@@ -169,6 +169,7 @@ export function schedule(spec: string, fn: () => void): () => void {
     return () => clearInterval(timer);
   }
   const tz = /^(?:CRON_)?TZ=(\S+)\s+(.*)$/.exec(spec.trim());
+  const { Cron } = lazyRequire('croner') as typeof import('croner');
   const job = new Cron(tz ? tz[2]! : spec, { timezone: tz?.[1] }, fn);
   return () => job.stop();
 }

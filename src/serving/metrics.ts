@@ -1,4 +1,5 @@
-import { Counter, Histogram, Registry } from 'prom-client';
+import type { Counter, Histogram, Registry } from 'prom-client';
+import { lazyRequire } from '../lazy.js';
 
 // Prometheus metrics of serving, in a registry of their own (never
 // prom-client's global one, so any number of managers, servers and tests can
@@ -8,37 +9,38 @@ import { Counter, Histogram, Registry } from 'prom-client';
 const SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 export class ServingMetrics {
-  readonly registry = new Registry();
+  private readonly prom = lazyRequire('prom-client') as typeof import('prom-client');
+  readonly registry: Registry = new this.prom.Registry();
   /** Inference requests answered, by deployment, version and lane (primary, canary, shadow). */
-  readonly requests = new Counter({
+  readonly requests = new this.prom.Counter({
     name: 'strata_serving_requests_total',
     help: 'Inference requests, by deployment, model version and lane (primary, canary or shadow)',
     labelNames: ['deployment', 'version', 'lane'] as const,
     registers: [this.registry],
   });
   /** Failed inference requests; version is "none" when no version could take the request. */
-  readonly failures = new Counter({
+  readonly failures = new this.prom.Counter({
     name: 'strata_serving_failures_total',
     help: 'Failed inference requests, by deployment, model version, lane and error code',
     labelNames: ['deployment', 'version', 'lane', 'code'] as const,
     registers: [this.registry],
   });
   /** Time from the request reaching the serving manager to the model run starting (waiting for a load, parsing the tensors). */
-  readonly queue = new Histogram({
+  readonly queue = new this.prom.Histogram({
     name: 'strata_serving_queue_seconds',
     help: 'Time from the request reaching serving to the model run starting (parsing, waiting for a model)',
     labelNames: ['deployment', 'version'] as const,
     buckets: SECONDS,
     registers: [this.registry],
   });
-  readonly compute = new Histogram({
+  readonly compute = new this.prom.Histogram({
     name: 'strata_serving_compute_seconds',
     help: 'Model run time (ONNX Runtime)',
     labelNames: ['deployment', 'version'] as const,
     buckets: SECONDS,
     registers: [this.registry],
   });
-  readonly total = new Histogram({
+  readonly total = new this.prom.Histogram({
     name: 'strata_serving_request_seconds',
     help: 'Time from the request reaching serving to its outputs being ready',
     labelNames: ['deployment', 'version'] as const,
@@ -47,7 +49,7 @@ export class ServingMetrics {
   });
 
   /** Requests per model run of deployments with batching on (1 for a request that ran alone). */
-  readonly batchSize = new Histogram({
+  readonly batchSize = new this.prom.Histogram({
     name: 'strata_serving_batch_size',
     help: 'Requests coalesced into one model run, for deployments with adaptive batching',
     labelNames: ['deployment', 'version'] as const,

@@ -34,17 +34,17 @@ describe('readOnnxSignature', () => {
   });
 
   it('skips graph inputs that are initializers, and reports unknown dims, unknown rank and other types', async () => {
-    const model = onnx.ModelProto.decode(binary());
+    const model = onnx().ModelProto.decode(binary());
     const graph = model.graph as Onnx.GraphProto;
     // Old exporters (IR < 4) list every initializer as a graph input too.
-    graph.input.push(onnx.ValueInfoProto.create({
+    graph.input.push(onnx().ValueInfoProto.create({
       name: 'lr.weights',
-      type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimValue: 16 }, { dimValue: 1 }] } } },
+      type: { tensorType: { elemType: onnx().TensorProto.DataType.FLOAT, shape: { dim: [{ dimValue: 16 }, { dimValue: 1 }] } } },
     }));
     // Declared outputs with a dim of unknown size and with no shape at all.
-    graph.output[0]!.type!.tensorType!.shape!.dim![0] = onnx.TensorShapeProto.Dimension.create({});
+    graph.output[0]!.type!.tensorType!.shape!.dim![0] = onnx().TensorShapeProto.Dimension.create({});
     delete (graph.output[1]!.type!.tensorType as { shape?: unknown }).shape;
-    const bytes = onnx.ModelProto.encode(model).finish();
+    const bytes = onnx().ModelProto.encode(model).finish();
 
     const sig = readOnnxSignature(bytes);
     assert.deepEqual(sig.inputs.map((i) => i.name), ['input']);
@@ -58,19 +58,19 @@ describe('readOnnxSignature', () => {
 
   it('maps element types to Open Inference Protocol names (BYTES for string, FP64, BOOL, ...)', () => {
     const types: [number, string, string][] = [
-      [onnx.TensorProto.DataType.STRING, 'BYTES', 'string'],
-      [onnx.TensorProto.DataType.DOUBLE, 'FP64', 'double'],
-      [onnx.TensorProto.DataType.BOOL, 'BOOL', 'bool'],
-      [onnx.TensorProto.DataType.FLOAT16, 'FP16', 'float16'],
-      [onnx.TensorProto.DataType.INT32, 'INT32', 'int32'],
-      [onnx.TensorProto.DataType.UINT8, 'UINT8', 'uint8'],
-      [onnx.TensorProto.DataType.INT8, 'INT8', 'int8'],
+      [onnx().TensorProto.DataType.STRING, 'BYTES', 'string'],
+      [onnx().TensorProto.DataType.DOUBLE, 'FP64', 'double'],
+      [onnx().TensorProto.DataType.BOOL, 'BOOL', 'bool'],
+      [onnx().TensorProto.DataType.FLOAT16, 'FP16', 'float16'],
+      [onnx().TensorProto.DataType.INT32, 'INT32', 'int32'],
+      [onnx().TensorProto.DataType.UINT8, 'UINT8', 'uint8'],
+      [onnx().TensorProto.DataType.INT8, 'INT8', 'int8'],
     ];
-    const model = onnx.ModelProto.decode(binary());
+    const model = onnx().ModelProto.decode(binary());
     model.graph!.input = types.map(([elemType], i) =>
-      onnx.ValueInfoProto.create({ name: `in${i}`, type: { tensorType: { elemType, shape: { dim: [{ dimParam: 'n' }] } } } }),
+      onnx().ValueInfoProto.create({ name: `in${i}`, type: { tensorType: { elemType, shape: { dim: [{ dimParam: 'n' }] } } } }),
     );
-    const sig = readOnnxSignature(onnx.ModelProto.encode(model).finish());
+    const sig = readOnnxSignature(onnx().ModelProto.encode(model).finish());
     assert.deepEqual(
       sig.inputs.map((i) => [i.datatype, i.onnxType]),
       types.map(([, datatype, onnxType]) => [datatype, onnxType]),
@@ -84,7 +84,7 @@ describe('readOnnxSignature', () => {
       ['JSON', new TextEncoder().encode('{"inputs":[{"name":"x"}]}')],
       ['random bytes', Uint8Array.from({ length: 4096 }, (_, i) => (i * 2654435761) >>> 24)],
       ['a truncated model', binary().subarray(0, 40)],
-      ['a graph without a model', onnx.GraphProto.encode(onnx.ModelProto.decode(binary()).graph!).finish()],
+      ['a graph without a model', onnx().GraphProto.encode(onnx().ModelProto.decode(binary()).graph!).finish()],
     ];
     for (const [what, bytes] of notModels) {
       assert.throws(

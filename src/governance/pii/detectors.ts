@@ -1,5 +1,10 @@
 import { isIPv6 } from 'node:net';
-import { findPhoneNumbersInText, parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+import type { CountryCode } from 'libphonenumber-js/max';
+import { lazyRequire } from '../../lazy.js';
+
+let phoneLib: typeof import('libphonenumber-js/max') | undefined;
+/** libphonenumber with its full metadata, loaded at the first digit run that needs it. */
+const phones = () => (phoneLib ??= lazyRequire('libphonenumber-js/max') as typeof import('libphonenumber-js/max'));
 import { ibanLength, ibanValid } from './iban.js';
 import { isCardNumber } from './luhn.js';
 
@@ -184,7 +189,7 @@ function classifyRun(run: string, digits: string, counts: Counts, country: Count
     return ' | ';
   });
   rest = takeCards(rest, counts);
-  if (rest.replace(/\D/g, '').length >= 7) add(counts, 'phone', findPhoneNumbersInText(rest, country).length);
+  if (rest.replace(/\D/g, '').length >= 7) add(counts, 'phone', phones().findPhoneNumbersInText(rest, country).length);
 }
 
 /** Counts the card numbers in a run (trying each digit group as a start, longest card first) and blanks them out. */
@@ -224,7 +229,7 @@ function isPhone(run: string, country: CountryCode): boolean {
     if (national.length !== 10 || national[0]! < '2' || national[3]! < '2') return false;
   }
   try {
-    return parsePhoneNumberFromString(run, country)?.isValid() ?? false;
+    return phones().parsePhoneNumberFromString(run, country)?.isValid() ?? false;
   } catch {
     return false;
   }
