@@ -37,11 +37,18 @@ import { Chunker, MAX_CHUNK, MIN_CHUNK } from './chunker.js';
 import { WorkerFileHash } from './hash-worker.js';
 import { DiskFile } from './disk-file.js';
 import { allocate, release } from './memory.js';
+import { DIRECT_ALIGN } from './local.js';
 import type { ObjectStore } from './object-store.js';
 
 const PACK_TARGET = 16 * 1024 * 1024;
 /** A chunk started below the target always fits, so a chunk never spans packs. */
 const PACK_CAPACITY = PACK_TARGET + MAX_CHUNK;
+/**
+ * A pack buffer also holds the trailer after the chunks (usually a few KiB;
+ * a pack of tiny files can need more, and is then written in two pieces) and
+ * the rounding of a direct write (LocalObjectStore).
+ */
+const PACK_BUFFER = PACK_CAPACITY + 1024 * 1024;
 const MAX_PACKS_IN_FLIGHT = 2;
 /** Ids per `in (...)` query and rows per insert: well under every database's parameter limit. */
 const BATCH = 500;
@@ -615,7 +622,7 @@ export class ChunkWriter {
 
   /** A pack buffer: a spare, else one in the shared memory, else (the memory is full) an ordinary one. */
   private takeBuffer(): Buffer {
-    const buf = this.spareBuffers.pop() ?? allocate(PACK_CAPACITY) ?? Buffer.from(new SharedArrayBuffer(PACK_CAPACITY));
+    const buf = this.spareBuffers.pop() ?? allocate(PACK_BUFFER) ?? Buffer.from(new SharedArrayBuffer(PACK_BUFFER));
     this.held.add(buf);
     return buf;
   }
@@ -645,23 +652,24 @@ export class ChunkWriter {
       return;
     }
 
-    const parts: Buffer[] = [];
+    // The kept chunks move together to the start of the buffer (they are there
+    // already unless some were dropped as stored) and the trailer goes right
+    // after them: the pack is one run of bytes, written without a copy.
     const layout: PackEntry[] = [];
     let size = 0;
-    let runStart = -1; // a run of chunks adjacent in the buffer goes out as one slice
-    let runEnd = -1;
     for (const e of kept) {
-      if (e.offset !== runEnd) {
-        if (runStart >= 0) parts.push(pack.subarray(runStart, runEnd));
-        runStart = e.offset;
-      }
-      runEnd = e.offset + e.length;
+      if (e.offset !== size) pack.copyWithin(size, e.offset, e.offset + e.length); // offsets ascend: moves are leftwards
       layout.push({ id: e.id, offset: size, length: e.length });
       size += e.length;
     }
-    parts.push(pack.subarray(runStart, runEnd));
     const trailer = encodePackTrailer(layout);
-    parts.push(trailer);
+    let parts: Buffer[];
+    if (size + trailer.length + DIRECT_ALIGN <= pack.length) {
+      trailer.copy(pack, size);
+      parts = [pack.subarray(0, size + trailer.length)];
+    } else {
+      parts = [pack.subarray(0, size), trailer];
+    }
 
     const id = randomBytes(16).toString('hex');
     this.writtenPacks.push(id); // before the put: abort() deletes even a put that failed halfway
