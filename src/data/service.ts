@@ -9,6 +9,7 @@ import {
   NotFoundError,
   RepoNotFoundError,
 } from '../errors.js';
+import { bulkInsert } from '../meta/driver.js';
 import type { Schema } from '../meta/schema.js';
 import type { ChunkStore } from '../storage/chunk-store.js';
 import { MIN_CHUNK } from '../storage/chunker.js';
@@ -593,18 +594,10 @@ export function defaultAuthor(): string {
 }
 let osUser: string | undefined;
 
-export async function insertIgnore<T extends 'files' | 'trees'>(
-  trx: Transaction<Schema>,
-  table: T,
-  rows: Schema[T][],
-  key: 'hash' | 'id',
-) {
-  for (let i = 0; i < rows.length; i += 500) {
-    await trx
-      .insertInto(table)
-      .values(rows.slice(i, i + 500) as any)
-      .onConflict((oc) => oc.column(key as any).doNothing())
-      .execute();
-  }
+/** Inserts file or tree records, leaving those already stored alone (a bulk insert: a commit can hold 100k of them). */
+export async function insertIgnore<T extends 'files' | 'trees'>(trx: Transaction<Schema>, table: T, rows: Schema[T][], key: 'hash' | 'id') {
+  if (rows.length === 0) return;
+  const columns = Object.keys(rows[0]!) as (keyof Schema[T] & string)[];
+  await trx.executeQuery(bulkInsert(table, columns, rows.map((r) => columns.map((c) => r[c])), `on conflict (${key}) do nothing`));
 }
 

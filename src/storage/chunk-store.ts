@@ -32,6 +32,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Kysely, Transaction } from 'kysely';
 import { CorruptionError, InvalidArgumentError, NotFoundError, StrataError } from '../errors.js';
+import { bulkInsert } from '../meta/driver.js';
 import type { ChunkTable, PackTable, Schema } from '../meta/schema.js';
 import { Chunker, MAX_CHUNK, MIN_CHUNK } from './chunker.js';
 import { WorkerFileHash } from './hash-worker.js';
@@ -437,11 +438,14 @@ export class ChunkWriter {
   async record(trx: Kysely<Schema> | Transaction<Schema>): Promise<void> {
     if (!this.synced) throw new StrataError('FAILED_PRECONDITION', 'ChunkWriter.record() called with unflushed writes; call flush() first');
     if (this.aborted) throw new StrataError('FAILED_PRECONDITION', 'ChunkWriter.record() called after abort()');
-    for (let i = 0; i < this.packRows.length; i += BATCH) {
-      await trx.insertInto('packs').values(this.packRows.slice(i, i + BATCH)).onConflict((oc) => oc.column('id').doNothing()).execute();
+    if (!trx.isTransaction) return trx.transaction().execute((inside) => this.record(inside));
+    if (this.packRows.length > 0) {
+      const rows = this.packRows.map((p) => [p.id, p.size, p.chunks, p.created_at]);
+      await trx.executeQuery(bulkInsert('packs', ['id', 'size', 'chunks', 'created_at'], rows, 'on conflict (id) do nothing'));
     }
-    for (let i = 0; i < this.chunkRows.length; i += BATCH) {
-      await trx.insertInto('chunks').values(this.chunkRows.slice(i, i + BATCH)).onConflict((oc) => oc.column('id').doNothing()).execute();
+    if (this.chunkRows.length > 0) {
+      const rows = this.chunkRows.map((c) => [c.id, c.pack, c.offset, c.length]);
+      await trx.executeQuery(bulkInsert('chunks', ['id', 'pack', 'offset', 'length'], rows, 'on conflict (id) do nothing'));
     }
   }
 
