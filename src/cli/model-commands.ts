@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { defaultAuthor } from '../data/service.js';
 import { InvalidArgumentError } from '../errors.js';
-import type { AliasChange, ModelVersion, RegisteredModel, StrataClient } from '../sdk/client.js';
+import type { AliasChange, ModelVersion, RegisteredModel } from '../sdk/client.js';
 import { formatGateRule, parseGateRule } from '../tracking/gates.js';
 import { checkVersion, parseInstant } from '../tracking/registry.js';
 import { formatBytes } from './progress.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
-import type { Run, StrataClient } from '../sdk/client.js';
+import type { Run } from '../sdk/client.js';
 import type { WithClient } from './main.js';
 import { formatTime, printJson, printTable } from './output.js';
 

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { NotFoundError, StrataError } from '../errors.js';
+import { StrataError } from '../errors.js';
 import type { Schema } from '../meta/schema.js';
 import { findJob } from '../pipelines/service.js';
 import { inputRepos, type PipelineSpec } from '../pipelines/spec.js';

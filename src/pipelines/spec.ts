@@ -569,7 +569,6 @@ function readInput(raw: unknown, path: string, ctx: InputContext): Input | undef
 }
 
 function readPfs(fields: Fields, ctx: InputContext): PfsInput | undefined {
-  const { problems } = ctx;
   const f = fields.object('pfs', PFS_KEYS);
   if (!f) return undefined;
   const repo = f.name('repo', { required: true });

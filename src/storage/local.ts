@@ -114,7 +114,7 @@ export class LocalObjectStore implements ObjectStore {
       this.evict(path);
       throw this.readError(key, err);
     } finally {
-      this.release(path, cached);
+      this.release(cached);
     }
   }
 
@@ -256,7 +256,7 @@ export class LocalObjectStore implements ObjectStore {
     return cached;
   }
 
-  private release(path: string, cached: CachedHandle): void {
+  private release(cached: CachedHandle): void {
     cached.users--;
     if (cached.evicted && cached.users === 0) closeQuietly(cached.handle);
   }
