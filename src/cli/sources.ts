@@ -146,7 +146,7 @@ const SMALL = 1 << 20;
  * reads. Those in between are read here with one synchronous read each (for
  * them, promise-based reads cost more than the reading).
  */
-export async function* changesFrom(files: LocalFile[], dirs: LocalDir[], stdinDest?: string, cache?: StatCache): AsyncGenerator<Change> {
+export function* changesFrom(files: LocalFile[], dirs: LocalDir[], stdinDest?: string, cache?: StatCache): Generator<Change> {
   if (stdinDest) yield { op: 'put', path: stdinDest, content: process.stdin };
   // Directories by their first file, outermost first; the root cannot be linked (its files can).
   const starting = new Map<number, LocalDir[]>();
