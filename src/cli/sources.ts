@@ -142,9 +142,9 @@ const SMALL = 1 << 20;
  * Yields the changes for the files, as links where the stat cache knows a
  * file or a whole directory unchanged. Files go as DiskFile, which the chunk
  * writer reads straight into its pack buffers: those of one chunk (up to
- * MIN_CHUNK) on the hashing workers, many at a time, large ones in 1 MiB
- * reads. Those in between are read here with one synchronous read each (for
- * them, promise-based reads cost more than the reading).
+ * MIN_CHUNK) with one synchronous read each, large ones in 1 MiB reads.
+ * Those in between are read here with one synchronous read each (for them,
+ * promise-based reads cost more than the reading).
  */
 export function* changesFrom(files: LocalFile[], dirs: LocalDir[], stdinDest?: string, cache?: StatCache): Generator<Change> {
   if (stdinDest) yield { op: 'put', path: stdinDest, content: process.stdin };
