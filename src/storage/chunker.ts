@@ -62,7 +62,8 @@ const gear = new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(GEAR_WA
 };
 
 const SCRATCH_BYTES = 1024 * 1024;
-let scratch: Buffer | null = null;
+/** Taken when this module loads, so it exists however full the shared memory gets later. */
+const scratch = allocate(SCRATCH_BYTES)!;
 
 /**
  * Streaming boundary finder. Feed the content in pieces of any size with
@@ -86,7 +87,6 @@ export class Chunker {
       this.scan(address, piece.length, cuts);
       return cuts;
     }
-    scratch ??= allocate(SCRATCH_BYTES)!;
     for (let done = 0; done < piece.length; ) {
       const n = Math.min(SCRATCH_BYTES, piece.length - done);
       scratch.set(piece.subarray(done, done + n));

@@ -7,12 +7,15 @@
 //
 // Layout: [0, 2048) the scanner's tables (chunker.ts writes them), then
 // buffers handed out by allocate(), in 64 KiB pages. Freed buffers are kept
-// per size for reuse; the memory never shrinks, so its size is the most the
-// process ever held at once (plus what was reused).
+// per size for reuse. A WebAssembly memory never shrinks, so it grows to at
+// most MAX_BYTES (a dozen pack buffers: a few large puts at full speed); past
+// that, allocate() says no and the caller takes an ordinary buffer, which
+// the garbage collector can give back (a burst of uploads to a server does
+// not keep its memory for good).
 
 const PAGE = 65536;
-/** The 4 GiB a 32-bit WebAssembly memory can address. */
-const MAX_PAGES = 65536;
+export const MAX_BYTES = 256 * 1024 * 1024;
+const MAX_PAGES = MAX_BYTES / PAGE;
 
 export const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
 export const TABLES_BYTES = 2048;
@@ -24,7 +27,8 @@ let top = PAGE; // the first page holds the tables
 
 /**
  * A buffer of `bytes` (rounded up to whole pages) inside the shared memory,
- * or null when the memory cannot grow that far. Give it back with release().
+ * or null when the memory cannot grow that far (MAX_BYTES). Give it back
+ * with release().
  */
 export function allocate(bytes: number): Buffer | null {
   const size = Math.ceil(bytes / PAGE) * PAGE;

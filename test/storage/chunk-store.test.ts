@@ -11,6 +11,7 @@ import { openMetaDb, type MetaDb } from '../../src/meta/db.js';
 import { ChunkStore, decodePackTrailer, packKey } from '../../src/storage/chunk-store.js';
 import { DiskFile } from '../../src/storage/disk-file.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
+import { allocate, release } from '../../src/storage/memory.js';
 
 const MiB = 1024 * 1024;
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -103,6 +104,28 @@ describe('ChunkStore', () => {
       assert.ok(entries.length > 0);
     }
     assert.deepEqual(await store.verify(), []);
+  });
+
+  it('writes with ordinary buffers when the shared memory is full, with the same result', async () => {
+    // Take every buffer the shared memory can still give (pack-sized spares first), so the writer cannot get one.
+    const taken: Buffer[] = [];
+    for (const size of [21 * MiB, 16 * MiB, MiB]) for (let buf = allocate(size); buf; buf = allocate(size)) taken.push(buf);
+    try {
+      assert.equal(allocate(MiB), null);
+      const data = randomBytes(20 * MiB);
+      const path = join(dir, 'full.bin');
+      await writeFile(path, data);
+      const { stored } = await commit(data, Buffer.from('small'));
+      const writer = store.writer();
+      const fromDisk = await writer.writeStream(new DiskFile(path));
+      await writer.flush();
+      await writer.record(meta.db);
+      assert.deepEqual(fromDisk, stored[0]);
+      assert.ok((await store.readAll(stored[0]!.chunks)).equals(data));
+      assert.deepEqual(await store.verify(), []);
+    } finally {
+      for (const buf of taken) release(buf);
+    }
   });
 
   it('iterates a DiskFile like a stream, and names a file it cannot read', async () => {

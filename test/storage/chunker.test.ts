@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { readFile } from 'node:fs/promises';
 import { AVG_CHUNK, Chunker, MAX_CHUNK, MIN_CHUNK, chunkBuffer } from '../../src/storage/chunker.js';
-import { addressOf, allocate, release } from '../../src/storage/memory.js';
+import { addressOf, allocate, MAX_BYTES, release } from '../../src/storage/memory.js';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -108,6 +108,7 @@ describe('chunker', () => {
       release(buf);
     }
     assert.equal(addressOf(data), -1);
+    assert.equal(allocate(MAX_BYTES), null, 'past its cap the shared memory says no (callers take an ordinary buffer)');
   });
 
   it('runs the scanner compiled from gear.wat (src/storage/gear-wasm.ts is up to date)', async () => {
