@@ -4,14 +4,17 @@
 // million files per TB and one S3 request per MiB).
 //
 // Write path (one ChunkWriter per put/commit):
-//   bytes ─> chunker ─> copied once into the open pack buffer (shared memory)
-//            ─> chunk ids and the file hash computed by hash-worker.ts on
-//            another thread, reading the pack buffer in place, while this
-//            thread goes on chunking. A one-chunk file is hashed once, here:
-//            its hash is its chunk id.
+//   bytes ─> into the open pack buffer, once (shared memory, memory.ts): read
+//            there from a DiskFile, or copied there from a stream ─> chunked
+//            in place (gear.wat) ─> chunk ids and the file hash computed by
+//            hash-worker.ts on two other threads, reading the buffer in
+//            place, while this thread goes on. A one-chunk file is hashed
+//            once, here: its hash is its chunk id.
 //   sealed pack ─> drop chunks this writer already stored or the `chunks`
-//            table already has (one query per 500 ids) ─> put the survivors
-//            as a new pack. Up to 2 packs are in flight while chunking goes on.
+//            table already has (one query per 500 ids) ─> move the survivors
+//            together, trailer after them ─> put as one run of bytes (the
+//            local store writes it with O_DIRECT). Up to 2 packs are in
+//            flight while chunking goes on.
 //   flush() puts the open pack and syncs the object store; record(trx) adds
 //   the index rows inside the caller's commit transaction. A crash before the
 //   commit leaves only unreferenced packs, never an index row without bytes.
