@@ -1,4 +1,4 @@
-import { closeSync, lstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { basename, resolve, sep } from 'node:path';
 import { createHash } from 'node:crypto';
 import { RACY_MS, type FileStat, type StatCache } from './stat-cache.js';
@@ -6,7 +6,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { Change, FileInfo } from '../data/types.js';
 import { joinPath, normalizePath } from '../data/paths.js';
 import { MIN_CHUNK } from '../storage/chunker.js';
-import { DiskFile } from '../storage/disk-file.js';
+import { DiskFile, readInto } from '../storage/disk-file.js';
 
 // Turns `strata put REF[:/dest] PATH...` arguments into a stream of changes,
 // cp-style:
@@ -64,19 +64,9 @@ export interface LocalFile {
 
 /** Reads a small file with open + one read + close (the size is known from the listing). */
 function readSmall(path: string, size: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(size);
-    let filled = 0;
-    while (filled < size) {
-      const n = readSync(fd, buf, filled, size - filled, filled);
-      if (n === 0) break; // the file shrank since it was listed: commit what is there
-      filled += n;
-    }
-    return filled === size ? buf : buf.subarray(0, filled);
-  } finally {
-    closeSync(fd);
-  }
+  const buf = Buffer.allocUnsafe(size);
+  const filled = readInto(path, buf); // fewer when the file shrank since it was listed: commit what is there
+  return filled === size ? buf : buf.subarray(0, filled);
 }
 
 /** A local directory of the put: its files are files[first, end) of the listing. */
@@ -152,7 +142,9 @@ export function* changesFrom(files: LocalFile[], dirs: LocalDir[], stdinDest?: s
   const starting = new Map<number, LocalDir[]>();
   for (const d of dirs) {
     if (d.end === d.first || d.dest === '/') continue;
-    starting.set(d.first, [...(starting.get(d.first) ?? []), d]);
+    const here = starting.get(d.first);
+    if (here) here.push(d);
+    else starting.set(d.first, [d]);
   }
   for (let i = 0; i < files.length; ) {
     let linked = false;

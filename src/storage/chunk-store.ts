@@ -32,14 +32,13 @@
 
 import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { closeSync, openSync, readSync } from 'node:fs';
 import type { Kysely, Transaction } from 'kysely';
 import { CorruptionError, InvalidArgumentError, NotFoundError, StrataError } from '../errors.js';
 import { bulkInsert } from '../meta/driver.js';
 import type { ChunkTable, PackTable, Schema } from '../meta/schema.js';
 import { Chunker, MAX_CHUNK, MIN_CHUNK } from './chunker.js';
 import { WorkerFileHash } from './hash-worker.js';
-import { DiskFile } from './disk-file.js';
+import { DiskFile, readInto } from './disk-file.js';
 import { allocate, release } from './memory.js';
 import { DIRECT_ALIGN } from './local.js';
 import type { ObjectStore } from './object-store.js';
@@ -398,15 +397,9 @@ export class ChunkWriter {
     this.chunkLength = 0; // drops a partial chunk left by a failed write
     this.chunker.end();
     const into = this.pack!.subarray(this.packUsed, this.packUsed + size);
-    let bytes = 0;
+    let bytes: number; // fewer than listed when the file shrank since: store what is there
     try {
-      const fd = openSync(path, 'r');
-      try {
-        // Fewer bytes than listed: the file shrank since; store what is there.
-        for (let n = -1; n !== 0 && bytes < size; bytes += n) n = readSync(fd, into, bytes, size - bytes, bytes);
-      } finally {
-        closeSync(fd);
-      }
+      bytes = readInto(path, into);
     } catch (err) {
       throw new InvalidArgumentError(`cannot read local file ${path}: ${(err as Error).message}`);
     }

@@ -1,4 +1,4 @@
-import { createReadStream, readFileSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync, readSync } from 'node:fs';
 
 /**
  * A file on local disk given as content to a commit. It iterates like any
@@ -19,5 +19,21 @@ export class DiskFile implements AsyncIterable<Uint8Array> {
       return;
     }
     yield* createReadStream(this.path, { highWaterMark: 4 << 20 });
+  }
+}
+
+/**
+ * Reads a local file from its start into `into` with synchronous reads,
+ * until `into` is full or the file ends (it shrank since it was listed:
+ * what is there counts). Returns the bytes read.
+ */
+export function readInto(path: string, into: Uint8Array): number {
+  const fd = openSync(path, 'r');
+  try {
+    let filled = 0;
+    for (let n = -1; n !== 0 && filled < into.length; filled += n) n = readSync(fd, into, filled, into.length - filled, filled);
+    return filled;
+  } finally {
+    closeSync(fd);
   }
 }
