@@ -100,6 +100,8 @@ const STORE_BATCH = 200;
 const SCAN_CONCURRENCY = 8;
 /** Commits whose labels are remembered. */
 const LABEL_CACHE_SIZE = 1024;
+/** Stored scans remembered (recentlyStored): enough for the commits of a busy minute. */
+const RECENT_SCANS = 10_000;
 
 interface Ruleset {
   id: string;
@@ -120,6 +122,12 @@ export class Classifier {
   private readonly country: CountryCode;
   private tail: Promise<void> = Promise.resolve();
   private inflight = new Map<string, Promise<StoredScan>>();
+  /**
+   * hash/ruleset -> scans this process stored lately, most recent last. A caller that looked a hash up just
+   * before another caller stored it (a commit's background scan and its catalog update, say) finds it here
+   * instead of scanning it again.
+   */
+  private recentlyStored = new Map<string, StoredScan>();
   /** ruleset:commit -> labels of the whole commit, most recently used last. */
   private commitLabelCache = new Map<string, string[]>();
   private unsubscribe?: () => void;
@@ -243,6 +251,11 @@ export class Classifier {
     const mine: string[] = [];
     const scanOne = async (hash: string) => {
       const key = `${hash}/${ruleset.id}`;
+      const stored = this.recentlyStored.get(key);
+      if (stored) {
+        results.set(hash, stored);
+        return;
+      }
       let running = this.inflight.get(key);
       if (!running) {
         running = (async () => {
@@ -289,6 +302,10 @@ export class Classifier {
               .execute();
           }
         });
+      }
+      for (const key of mine) {
+        this.recentlyStored.set(key, results.get(key.slice(0, key.indexOf('/')))!);
+        if (this.recentlyStored.size > RECENT_SCANS) this.recentlyStored.delete(this.recentlyStored.keys().next().value!);
       }
     } finally {
       for (const key of mine) this.inflight.delete(key);
