@@ -7,13 +7,12 @@ import { exitCodeOf, InvalidArgumentError, StrataError } from '../errors.js';
 import { findHome, Instance } from '../instance.js';
 import { DEFAULT_BRANCH, parseRef } from '../data/refs.js';
 import { defaultAuthor } from '../data/service.js';
-import type { FileInfo } from '../data/types.js';
 import type { JobInfo, PutResult, StrataClient } from '../sdk/client.js';
 import { parseSpecText } from '../pipelines/spec-text.js';
 import { localClient } from './local-client.js';
 import { authorizedClient, localPrincipal } from './authorized-client.js';
 import { registerAccessCommands } from './access-commands.js';
-import { changesFrom, committedTrees, expandFiles, planSources } from './sources.js';
+import { changesFrom, committedEntries, committedTrees, expandFiles, planSources } from './sources.js';
 import { StatCache } from './stat-cache.js';
 import { registerRunCommands } from './run-commands.js';
 import { registerDeployCommands } from './deploy-commands.js';
@@ -234,11 +233,10 @@ function buildProgram(): Command {
           if (cache?.hasPending) {
             // Remember what the files hashed to and the trees the directories became, so
             // an unchanged file is not read, nor an unchanged directory listed, next time.
-            const committed = new Map<string, FileInfo>();
-            for (const s of plan) {
-              for (const f of await client.ls(`${repoName}@${result.commit}:${s.dest}`, { recursive: true, dirs: true })) committed.set(f.path, f);
-            }
-            cache.commit(new Map(files.map((f) => [f.local, committed.get(f.dest)?.hash ?? ''])), committedTrees(dirs, committed));
+            const at = `${repoName}@${result.commit}:`;
+            const ls = (path: string, recursive: boolean) => client.ls(`${at}${path}`, recursive ? { recursive, dirs: true } : {});
+            const committed = await committedEntries(ls, files, dirs, cache.pendingPaths());
+            cache.commit(new Map(files.map((f) => [f.local, committed.entries.get(f.dest)?.hash ?? ''])), committedTrees(dirs, committed));
           }
         } finally {
           cache?.close();

@@ -80,6 +80,8 @@ export interface LocalDir {
    * or null when a file beneath changed too recently to be trusted (racy).
    */
   signature: string | null;
+  /** The tree it went as, when this put sent it as one link (set by changesFrom). */
+  linked?: string;
 }
 
 /**
@@ -141,6 +143,7 @@ export function* changesFrom(files: LocalFile[], dirs: LocalDir[], stdinDest?: s
   // Directories by their first file, outermost first; the root cannot be linked (its files can).
   const starting = new Map<number, LocalDir[]>();
   for (const d of dirs) {
+    d.linked = undefined; // a retried put starts over
     if (d.end === d.first || d.dest === '/') continue;
     const here = starting.get(d.first);
     if (here) here.push(d);
@@ -151,6 +154,7 @@ export function* changesFrom(files: LocalFile[], dirs: LocalDir[], stdinDest?: s
     for (const d of (cache && starting.get(i)) || []) {
       const tree = d.signature ? cache!.lookupDir(d.local, d.signature) : undefined;
       if (tree) {
+        d.linked = tree;
         yield { op: 'link', type: 'dir', path: d.dest, hash: tree };
         i = d.end;
         linked = true;
@@ -171,24 +175,109 @@ export function* changesFrom(files: LocalFile[], dirs: LocalDir[], stdinDest?: s
   }
 }
 
+/** What a put's commit holds where a stat cache update needs to know (see committedEntries). */
+export interface Committed {
+  /** Entries by repo path. */
+  entries: Map<string, FileInfo>;
+  /** The repo directories whose entries are all in `entries`. */
+  listed: Set<string>;
+}
+
 /**
- * The trees the local directories were committed as, by local path, read
- * from the commit's listing (`ls --recursive` with directories). Only where
- * the repo directory holds exactly the local directory's files: a put merges
- * into what is there, and a tree holding more must not stand for this one.
+ * The committed entries a stat cache update needs: those of the noted files
+ * and directories (`pending`, by local path) and of everything directly in a
+ * noted directory. Only those directories and the ones on the way to them are
+ * listed, so a re-put that linked most of its directories lists a few
+ * directories, not every file; a directory whose files were all read is
+ * listed recursively in one call.
  */
-export function committedTrees(dirs: LocalDir[], committed: Map<string, FileInfo>): Map<string, string> {
-  const filesBeneath = new Map<string, number>();
-  for (const f of committed.values()) {
-    if (f.type !== 'file') continue;
-    for (let dir = f.path.slice(0, f.path.lastIndexOf('/')); dir !== ''; dir = dir.slice(0, dir.lastIndexOf('/'))) {
-      filesBeneath.set(dir, (filesBeneath.get(dir) ?? 0) + 1);
+export async function committedEntries(
+  ls: (path: string, recursive: boolean) => Promise<FileInfo[]>,
+  files: LocalFile[],
+  dirs: LocalDir[],
+  pending: { files: Set<string>; dirs: Set<string> },
+): Promise<Committed> {
+  // The directories to list: every noted directory, and those holding a noted file or directory.
+  const toList = new Set<string>();
+  const need = (dir: string) => {
+    for (; !toList.has(dir); dir = parentPath(dir)) {
+      toList.add(dir); // its parent is added next: a listed directory's ancestors always are
+      if (dir === '/') break;
     }
+  };
+  const readBefore = [0]; // readBefore[i]: how many of files[0, i) were noted as read
+  for (const f of files) {
+    const read = pending.files.has(f.local);
+    if (read) need(parentPath(f.dest));
+    readBefore.push(readBefore[readBefore.length - 1]! + (read ? 1 : 0));
   }
+  const allRead = new Set<string>();
+  for (const d of dirs) {
+    if (pending.dirs.has(d.local)) need(d.dest);
+    if (d.end > d.first && readBefore[d.end]! - readBefore[d.first]! === d.end - d.first) allRead.add(d.dest);
+  }
+  const committed: Committed = { entries: new Map(), listed: new Set() };
+  const visit = async (dir: string) => {
+    const recursive = allRead.has(dir);
+    committed.listed.add(dir);
+    for (const e of await ls(dir, recursive)) {
+      committed.entries.set(e.path, e);
+      if (e.type !== 'dir') continue;
+      if (recursive) committed.listed.add(e.path);
+      else if (toList.has(e.path)) await visit(e.path);
+    }
+  };
+  if (toList.size > 0) await visit('/');
+  return committed;
+}
+
+function parentPath(p: string): string {
+  return p.slice(0, p.lastIndexOf('/')) || '/';
+}
+
+/**
+ * The trees the local directories were committed as, by local path. Only
+ * where the repo directory holds exactly the local directory's files: a put
+ * merges into what is there, and a tree holding more must not stand for this
+ * one. It holds all the local files, so it holds exactly them when it holds as
+ * many: counted from the listing, where a directory this put linked counts
+ * its local files when it was committed as the linked tree.
+ */
+export function committedTrees(dirs: LocalDir[], committed: Committed): Map<string, string> {
+  const children = new Map<string, FileInfo[]>();
+  for (const e of committed.entries.values()) {
+    const parent = parentPath(e.path);
+    const list = children.get(parent);
+    if (list) list.push(e);
+    else children.set(parent, [e]);
+  }
+  const local = new Map(dirs.map((d) => [d.dest, d]));
+  const counted = new Map<string, number | undefined>();
+  // Files beneath a committed directory, or undefined when the listing cannot tell.
+  const count = (dir: FileInfo): number | undefined => {
+    if (counted.has(dir.path)) return counted.get(dir.path);
+    let n: number | undefined;
+    const d = local.get(dir.path);
+    if (committed.listed.has(dir.path)) {
+      n = 0;
+      for (const e of children.get(dir.path) ?? []) {
+        const inner = e.type === 'dir' ? count(e) : 1;
+        if (inner === undefined) {
+          n = undefined;
+          break;
+        }
+        n += inner;
+      }
+    } else if (d?.linked && d.linked === dir.hash) {
+      n = d.end - d.first;
+    }
+    counted.set(dir.path, n);
+    return n;
+  };
   const trees = new Map<string, string>();
   for (const d of dirs) {
-    const entry = committed.get(d.dest);
-    if (entry?.type === 'dir' && filesBeneath.get(d.dest) === d.end - d.first) trees.set(d.local, entry.hash);
+    const entry = committed.entries.get(d.dest);
+    if (entry?.type === 'dir' && count(entry) === d.end - d.first) trees.set(d.local, entry.hash);
   }
   return trees;
 }

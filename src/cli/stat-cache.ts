@@ -132,6 +132,11 @@ export class StatCache {
     return this.pending.length > 0 || this.pendingDirs.length > 0;
   }
 
+  /** The local paths of the files and directories noted since the last commit. */
+  pendingPaths(): { files: Set<string>; dirs: Set<string> } {
+    return { files: new Set(this.pending.map((p) => p.path)), dirs: new Set(this.pendingDirs.map((d) => d.path)) };
+  }
+
   /**
    * Records the noted files with their committed hashes, and the noted
    * directories with the trees they were committed as (both by local path).

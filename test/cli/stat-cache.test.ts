@@ -144,3 +144,54 @@ it('sends an unchanged directory as one link to the tree it was committed as, an
   const result = JSON.parse(run('put', 't@master:/mix', `${src}/a/`, '--json'));
   assert.equal(result.files, 3, 'the directory link counts the files it places');
 });
+
+it('caches the directory named on the command line too, and only when the repo holds exactly its files', () => {
+  const home = join(dir.path, 'top', '.strata');
+  const run = (...args: string[]) => {
+    const r = strata(args, { env: { STRATA_HOME: home } });
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+  run('init');
+  run('repo', 'create', 'top');
+  const src = join(dir.path, 'top', 'data');
+  const old = new Date(Date.now() - 60_000);
+  for (const f of ['x.txt', 'sub/y.txt', 'sub/deeper/z.txt', 'other/w.txt']) {
+    mkdirSync(join(src, f, '..'), { recursive: true });
+    writeFileSync(join(src, f), `content of ${f}`);
+    utimesSync(join(src, f), old, old);
+  }
+  const cached = () => {
+    const d = new Database(join(home, 'stat-cache.db'), { readonly: true });
+    const rows = Object.fromEntries((d.prepare('select path, tree from dirs').all() as { path: string; tree: string }[]).map((r) => [r.path.slice(src.length) || '.', r.tree]));
+    d.close();
+    return rows;
+  };
+  const treeAt = (ref: string, path: string) => (JSON.parse(run('ls', ref, '--json')) as { path: string; hash: string }[]).find((e) => e.path === path)!.hash;
+
+  run('put', 'top@master:/in', src);
+  assert.deepEqual(Object.keys(cached()).sort(), ['.', '/other', '/sub', '/sub/deeper']);
+  assert.equal(cached()['.'], treeAt('top@master:/in', '/in/data'));
+
+  // Put again, unchanged: one link. Then with one file changed: the directories above it follow the new trees.
+  run('put', 'top@master:/in', src);
+  assert.deepEqual(JSON.parse(run('diff', 'top@master^', 'top@master', '--json')), { added: [], modified: [], deleted: [] });
+  writeFileSync(join(src, 'sub', 'deeper', 'z.txt'), 'changed');
+  utimesSync(join(src, 'sub', 'deeper', 'z.txt'), old, new Date(Date.now() - 30_000));
+  run('put', 'top@master:/in', src);
+  assert.deepEqual(JSON.parse(run('diff', 'top@master^', 'top@master', '--json')), { added: [], modified: ['/in/data/sub/deeper/z.txt'], deleted: [] });
+  assert.equal(cached()['.'], treeAt('top@master:/in', '/in/data'));
+  assert.equal(cached()['/sub'], treeAt('top@master:/in/data', '/in/data/sub'));
+  assert.equal(cached()['/sub/deeper'], treeAt('top@master:/in/data/sub', '/in/data/sub/deeper'));
+
+  // Changed, into a destination that holds one more file: the merged tree is not the local directory's, so the
+  // directory's entry is dropped; its unchanged subdirectories keep theirs.
+  run('put', 'top@merged:/in/data/extra.txt', join(src, 'other', 'w.txt'));
+  writeFileSync(join(src, 'x.txt'), 'changed too');
+  utimesSync(join(src, 'x.txt'), old, new Date(Date.now() - 30_000));
+  run('put', 'top@merged:/in', src);
+  assert.equal(cached()['.'], undefined);
+  assert.equal(cached()['/sub'], treeAt('top@merged:/in/data', '/in/data/sub'));
+  const merged = JSON.parse(run('ls', 'top@merged:/in/data', '--json')) as { path: string }[];
+  assert.deepEqual(merged.map((e) => e.path), ['/in/data/extra.txt', '/in/data/other', '/in/data/sub', '/in/data/x.txt']);
+});
