@@ -157,7 +157,7 @@ export function parseSince(text: string, now = Date.now()): number {
   const t = text.trim();
   const days = /^(\d+(?:\.\d+)?)d$/.exec(t);
   if (days) return now - Number(days[1]) * 86_400_000;
-  const d = /^[0-9.]+[a-zµμ]/.test(t) ? parseDuration(t) : undefined;
+  const d = /^[0-9.]+[a-z\u00b5\u03bc]/.test(t) ? parseDuration(t) : undefined;
   if (d !== undefined) return now - d;
   if (/^\d+$/.test(t)) return Number(t);
   const ms = Date.parse(t);

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, type Dialect, PostgresDialect } from 'kysely';
+import { DEFAULT_MIGRATION_TABLE, Kysely, Migrator, type Dialect, PostgresDialect, sql } from 'kysely';
 import { InvalidArgumentError, StrataError } from '../errors.js';
 import { sqliteDialect, wrapDialect, type CommitHooks, type SqliteStatements } from './driver.js';
 import { migrationProvider } from './migrations.js';
@@ -55,8 +55,7 @@ export async function openMetaDb(target: string): Promise<MetaDb> {
   const hooked = wrapDialect(dialect, statements);
   const db = new Kysely<Schema>({ dialect: hooked.dialect });
   const location = isPostgres ? target.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:***@') : target;
-  const migrator = new Migrator({ db, provider: migrationProvider });
-  const { error } = await migrator.migrateToLatest();
+  const { error } = (await isUpToDate(db)) ? { error: undefined } : await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
   if (error) {
     await db.destroy();
     throw new StrataError('INTERNAL', `migrating the metadata database at ${location} failed: ${(error as Error).message}`, {
@@ -64,4 +63,21 @@ export async function openMetaDb(target: string): Promise<MetaDb> {
     });
   }
   return { db, dialect: isPostgres ? 'postgres' : 'sqlite', location, hooks: hooked.hooks, close: () => db.destroy() };
+}
+
+/**
+ * Whether every migration is recorded as applied: one query, where Kysely's
+ * migrator inspects the schema and takes its lock on every open (~10 ms of
+ * each CLI command). A new, older or newer database goes through the migrator.
+ */
+async function isUpToDate(db: Kysely<Schema>): Promise<boolean> {
+  try {
+    const { rows } = await sql<{ name: string }>`select name from ${sql.table(DEFAULT_MIGRATION_TABLE)}`.execute(db);
+    const applied = new Set(rows.map((r) => r.name));
+    const known = Object.keys(await migrationProvider.getMigrations());
+    // One this version does not know (a newer Strata's): the migrator reports it.
+    return applied.size === known.length && known.every((name) => applied.has(name));
+  } catch {
+    return false; // no migration table yet
+  }
 }

@@ -15,7 +15,7 @@ const UNIT_MS: Record<string, number> = {
   h: 3_600_000,
 };
 
-const COMPONENT = /([0-9]*(?:\.[0-9]*)?)([a-zµμ]+)/y;
+const COMPONENT = /([0-9]*(?:\.[0-9]*)?)([a-z\u00b5\u03bc]+)/y;
 
 /**
  * Parses a Go duration into milliseconds (fractional for sub-millisecond
