@@ -7,6 +7,7 @@ import { exitCodeOf, InvalidArgumentError, StrataError } from '../errors.js';
 import { findHome, Instance } from '../instance.js';
 import { DEFAULT_BRANCH, parseRef } from '../data/refs.js';
 import { defaultAuthor } from '../data/service.js';
+import { VERSION } from '../api/version.js';
 import type { JobInfo, PutResult, StrataClient } from '../sdk/client.js';
 import { parseSpecText } from '../pipelines/spec-text.js';
 import { localClient } from './local-client.js';
@@ -70,6 +71,7 @@ function buildProgram(): Command {
     .option('--home <dir>', 'instance directory (default: $STRATA_HOME, else the nearest .strata/)')
     .option('--server <url>', 'talk to a running strata server (default: $STRATA_SERVER)')
     .option('--database <url>', 'metadata database: a SQLite file or postgres:// URL (default: $STRATA_DATABASE, else the instance config)')
+    .version(VERSION, '-V, --version', 'print the version')
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
 

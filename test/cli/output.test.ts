@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { tempDir } from '../fixtures.js';
@@ -32,4 +32,13 @@ it('writes a listing of megabytes to a pipe whole', () => {
   const entries = JSON.parse(listing) as { path: string }[];
   assert.equal(entries.length, 4000);
   assert.equal(entries.at(-1)!.path, `/${name(3999)}`);
+});
+
+it('prints its version, the package\'s', () => {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-V']) {
+    const r = strata([flag]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${pkg.version}\n`);
+  }
 });
