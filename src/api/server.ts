@@ -87,7 +87,7 @@ export function buildServer(instance: Instance, opts: ServerOptions = {}): Fasti
   const data = instance.data;
   app.register(systemRoutes, { data });
   app.register(repoRoutes, { data });
-  app.register(commitRoutes, { data });
+  app.register(commitRoutes, { data, access: instance.access });
   app.register(fileRoutes, { data, errors });
   app.register(pipelineRoutes, { instance });
   app.register(modelRoutes, { registry: instance.registry });

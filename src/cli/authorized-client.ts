@@ -1,10 +1,11 @@
 import { defaultAuthor } from '../data/service.js';
 import { auditOf, ForbiddenError, type Principal } from '../governance/access.js';
 import type { PendingAudit } from '../governance/audit.js';
-import { authorizeOperation, beginEntry, errorDetail, finishEntry, lookupIn, outcomeOf, readableBy, record } from '../governance/authorize.js';
+import { authorizeOperation, beginEntry, errorDetail, finishEntry, linksCheckedFor, lookupIn, outcomeOf, readableBy, record } from '../governance/authorize.js';
 import { CLIENT_METHODS, operation } from '../governance/operations.js';
 import type { Instance } from '../instance.js';
 import type { StrataClient } from '../sdk/client.js';
+import type { Change } from '../data/types.js';
 
 // The in-process CLI's request boundary: every StrataClient call is authorized
 // against the same operations table as the HTTP server (keyed by the client
@@ -101,6 +102,9 @@ export function authorizedClient(instance: Instance, inner: StrataClient, princi
         const g = await guard(prop, args);
         // A user's catalog search shows only what they may read (as the server's does).
         if (prop === 'searchCatalog' && !principal.owner) g.args = [g.args[0], { ...(g.args[1] as object | undefined), visible: readableBy(instance.access, principal) }];
+        if (prop === 'commit' && !principal.owner) {
+          g.args = [g.args[0], g.args[1], await linksCheckedFor(instance.access, principal, g.args[2] as Iterable<Change>), ...g.args.slice(3)];
+        }
         try {
           const result = await within(g, () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, g.args));
           await finish(g);

@@ -214,7 +214,9 @@ function buildProgram(): Command {
         if (files.length === 0 && !stdinDest) throw new InvalidArgumentError(`nothing to put: ${paths.join(' ')} holds no files`);
         const total = files.reduce((s, f) => s + f.size, 0);
         const bar = progressBar(`put ${repoName}@${branchName}`, total);
-        const cache = localHome ? StatCache.open(localHome) : undefined;
+        // The stat cache sends unchanged content as links to stored hashes, which only the owner and admins may
+        // place: a put as a $STRATA_TOKEN user reads every file.
+        const cache = localHome && !process.env.STRATA_TOKEN ? StatCache.open(localHome) : undefined;
         cache?.preload(plan.filter((s) => s.stat.isDirectory()).map((s) => resolve(s.local)));
         let result: PutResult;
         try {

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { StrataError } from '../errors.js';
+import type { Change } from '../data/types.js';
 import type { Schema } from '../meta/schema.js';
 import { findJob } from '../pipelines/service.js';
 import { inputRepos, type PipelineSpec } from '../pipelines/spec.js';
@@ -124,4 +125,29 @@ export function readableBy(access: AccessControl, principal: Principal | undefin
     const resources = await on;
     return resources.has('*') || resources.has(`${kind}:${name}` as Resource);
   };
+}
+
+/**
+ * A commit's changes as given, or, for a principal who is not an admin of the instance, the same changes
+ * refusing any `link` (FORBIDDEN, which aborts the commit): placing stored content by its hash would let a
+ * writer copy into their repo content of repos they cannot read, given its hash. Everyone else sends the
+ * bytes (deduplicated all the same). Without a principal (no access control) nothing is refused.
+ */
+export async function linksCheckedFor(
+  access: AccessControl,
+  principal: Principal | undefined,
+  changes: AsyncIterable<Change> | Iterable<Change>,
+): Promise<AsyncIterable<Change> | Iterable<Change>> {
+  if (!principal || (await access.roleOn(principal, '*')) === 'admin') return changes;
+  return (async function* () {
+    for await (const change of changes) {
+      if (change.op === 'link') {
+        throw new ForbiddenError(
+          `placing stored content by its hash (${change.type === 'dir' ? 'link-dir:' : 'link:'}${change.path}) needs admin on the instance; ` +
+            `${principal.user} sends the ${change.type === 'dir' ? 'files' : "file's bytes"} instead (stored once all the same)`,
+        );
+      }
+      yield change;
+    }
+  })();
 }

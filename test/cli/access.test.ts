@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '../fixtures.js';
 import { Instance } from '../../src/instance.js';
+import { HttpClient } from '../../src/sdk/http-client.js';
+import { StrataError } from '../../src/errors.js';
 import { cli, startServerProcess, strata } from './run.js';
 
 // Users, tokens and roles end to end: a real `strata server --auth required`
@@ -122,6 +124,39 @@ describe('access control (server --auth required, real CLI)', () => {
     const who = as(wes).json('whoami');
     assert.deepEqual(who.grants, [], 'whoami works with no role');
     assert.deepEqual(admin().json('ls', 'secret@master').map((f: any) => f.path), ['/s.txt']);
+  });
+
+  it('only an admin places stored content by its hash: a writer cannot link in what they cannot read', async () => {
+    const wil = newUser('wil');
+    admin().ok('grant', 'writer', 'wil', '--on', 'repo:emails');
+    const [secret] = admin().json('ls', 'secret@master:/s.txt');
+    const secretTree = admin().json('inspect', 'secret@master').tree as string;
+    const asWil = new HttpClient(server.url, { token: wil });
+    const refused = async (changes: Parameters<HttpClient['commit']>[2], pattern: RegExp) => {
+      await assert.rejects(asWil.commit('emails', 'master', changes), (err: unknown) => err instanceof StrataError && err.code === 'FORBIDDEN' && pattern.test(err.message));
+    };
+    const head = admin().json('log', 'emails@master')[0].id;
+    await refused([{ op: 'link', path: '/stolen.txt', hash: secret.hash }], /link:\/stolen\.txt.*needs admin.*wil sends the file's bytes/);
+    // After a file that was sent: the whole commit is refused, nothing lands.
+    await refused(
+      [
+        { op: 'put', path: '/fine.txt', content: new TextEncoder().encode('fine\n') },
+        { op: 'link', type: 'dir', path: '/stolen', hash: secretTree },
+      ],
+      /link-dir:\/stolen.*needs admin/,
+    );
+    assert.equal(admin().json('log', 'emails@master')[0].id, head, 'nothing was committed');
+    // Sending the bytes works (and stores nothing twice); an admin may link.
+    await asWil.commit('emails', 'master', [{ op: 'put', path: '/own.txt', content: new TextEncoder().encode('TOP-SECRET\n') }]);
+    const linked = await new HttpClient(server.url, { token: adminToken }).commit('emails', 'master', [{ op: 'link', path: '/linked.txt', hash: secret.hash }]);
+    assert.equal(linked.new_bytes, 0);
+    // The in-process CLI with the same token refuses the same way (and its puts send bytes, not links).
+    const local = cli({ ...base, STRATA_TOKEN: wil });
+    const again = file('again.txt', 'again\n');
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(again, old, old); // not racy: the owner's stat cache would send it as a link next time
+    local.ok('put', 'emails@master:/again.txt', again);
+    local.ok('put', 'emails@master:/again.txt', again);
   });
 
   it('path tricks in refs are rejected and never reach another repo', async () => {

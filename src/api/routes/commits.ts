@@ -1,5 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { DataService } from '../../data/service.js';
+import type { AccessControl } from '../../governance/access.js';
+import { linksCheckedFor } from '../../governance/authorize.js';
+import { authenticatedUser } from '../auth.js';
 import type { Change, CommitOptions, Provenance } from '../../data/types.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { boundaryOf, readMultipart, readText, type Part } from '../multipart.js';
@@ -10,7 +13,8 @@ import { branchParams, errorResponses, listOf, ref, refQuery } from '../schemas.
 // Upload convention (multipart/form-data, parts in order):
 //   a part named  put:<encodeURIComponent(repo path)>   whose body is the file's content;
 //   a part named  link:<encodeURIComponent(repo path)>  whose (text) value is the SHA-256 of
-//                 content this instance already stores, placed at the path without resending it;
+//                 content this instance already stores, placed at the path without resending it
+//                 (admins only: see linksCheckedFor);
 //   a part named  link-dir:<encodeURIComponent(repo path)>  whose value is the id of a stored
 //                 directory tree: its files are placed beneath the path (merged, as if linked one by one);
 //   a part named  delete  whose (text) value is a repo path to delete.
@@ -30,7 +34,7 @@ interface CommitQuery {
   provenance?: string[];
 }
 
-export const commitRoutes: FastifyPluginAsync<{ data: DataService }> = async (app, { data }) => {
+export const commitRoutes: FastifyPluginAsync<{ data: DataService; access: AccessControl }> = async (app, { data, access }) => {
   // Leave multipart bodies unread here: the commit handler streams them itself.
   // (Scoped to this plugin, so no other route accepts multipart.)
   app.addContentTypeParser('multipart/form-data', (_req, _payload, done) => done(null));
@@ -42,7 +46,7 @@ export const commitRoutes: FastifyPluginAsync<{ data: DataService }> = async (ap
         summary: 'Commit files (streamed multipart upload); the branch is created if absent',
         description:
           'multipart/form-data body. Each file is a part named `put:` + encodeURIComponent(repo path) whose body is the content; ' +
-          'a text part named `link:` + encodeURIComponent(repo path) whose value is the SHA-256 of content already stored places it without resending; ' +
+          'a text part named `link:` + encodeURIComponent(repo path) whose value is the SHA-256 of content already stored places it without resending (admins only; others get 403 and send the bytes); ' +
           'a text part named `link-dir:` + encodeURIComponent(repo path) whose value is a stored directory tree id places its files beneath the path; ' +
           'a text part named `delete` whose value is a repo path deletes that path. Parts are applied in order, in one atomic commit.',
         tags: ['commits'],
@@ -87,7 +91,8 @@ export const commitRoutes: FastifyPluginAsync<{ data: DataService }> = async (ap
       const opts: CommitOptions = { message: req.query.message, author: req.query.author, provenance: provenanceOf(req.query.provenance) };
       const source = req.raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
       try {
-        const result = await data.commit(req.params.repo, req.params.branch, changesOf(readMultipart({ [Symbol.asyncIterator]: () => source }, boundary)), opts);
+        const changes = changesOf(readMultipart({ [Symbol.asyncIterator]: () => source }, boundary));
+        const result = await data.commit(req.params.repo, req.params.branch, await linksCheckedFor(access, authenticatedUser(req), changes), opts);
         return reply.code(201).send(result);
       } catch (err) {
         discardRest(source);
