@@ -671,7 +671,11 @@ export class ChunkWriter {
     let parts: Buffer[];
     if (size + trailer.length + DIRECT_ALIGN <= pack.length) {
       trailer.copy(pack, size);
-      parts = [pack.subarray(0, size + trailer.length)];
+      const end = size + trailer.length;
+      // A direct write goes out in whole 4 KiB blocks and is truncated back: zero the rest of the last block,
+      // which holds bytes of an earlier use of this buffer, so they never reach the disk.
+      pack.fill(0, end, Math.ceil(end / DIRECT_ALIGN) * DIRECT_ALIGN);
+      parts = [pack.subarray(0, end)];
     } else {
       parts = [pack.subarray(0, size), trailer];
     }
