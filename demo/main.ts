@@ -293,12 +293,19 @@ strata(['audit', 'verify', '--checkpoint', checkpointFile]);
 
 await server.stop();
 delete env.STRATA_SERVER;
+
+show('Put the corpus again, in process: the stat cache sends unchanged folders as links to their trees, reading no file');
+const relinked = Date.now();
+const relink = strata(['put', 'emails-copy@master', ...folders, '-m', 'same corpus, third time', '--json'], { json: true });
+const relinkSecs = (Date.now() - relinked) / 1000;
+
 const stored = duBytes(join(home, 'objects'));
 show('Summary');
 process.stdout.write(
   [
     `corpus: ${first.files} files, ${mib(first.bytes)} committed in ${firstSecs.toFixed(2)} s (${mib(first.new_bytes)} new chunk bytes)`,
-    `second copy: ${copy.files} files, ${mib(copy.bytes)} in ${copySecs.toFixed(2)} s, ${copy.new_bytes} new chunk bytes`,
+    `second copy (over HTTP): ${copy.files} files, ${mib(copy.bytes)} in ${copySecs.toFixed(2)} s, ${copy.new_bytes} new chunk bytes`,
+    `third time (in process, stat cache): ${relink.files} files in ${relinkSecs.toFixed(2)} s, ${relink.new_bytes} new chunk bytes`,
     `object store on disk: ${mib(stored)} for ${mib(first.bytes + copy.bytes)} of logical data in two repos`,
     `instance kept at ${home} — try: STRATA_HOME=${home} strata log emails`,
   ].join('\n') + '\n',
