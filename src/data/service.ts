@@ -17,7 +17,7 @@ import { DiskFile } from '../storage/disk-file.js';
 import { ContentStage } from './stage.js';
 import { checkName, normalizePath } from './paths.js';
 import { DEFAULT_BRANCH, parseRef, type Ref } from './refs.js';
-import { applyChanges, decodeTree, diffTrees, EMPTY_TREE_ID, encodeTree, treeId, TreeReader, type TreeChange } from './tree.js';
+import { applyChanges, decodeTree, diffTrees, EMPTY_TREE_ID, encodeTree, treeId, TreeReader, type TreeChange, type TreeEntry } from './tree.js';
 import type {
   BranchInfo,
   Change,
@@ -261,6 +261,7 @@ export class DataService {
       const parentCommit = parent ? await this.commitById(parent) : null;
       const base = opts.replace ? EMPTY_TREE_ID : (parentCommit?.tree ?? EMPTY_TREE_ID);
       const { root, nodes } = await applyChanges(this.trees, base, treeChanges);
+      const counts = await this.fileCounts(nodes);
       const record = {
         repo,
         tree: root,
@@ -288,7 +289,7 @@ export class DataService {
         await insertIgnore(
           trx,
           'trees',
-          [...nodes].map(([tid, entries]) => ({ id: tid, entries })),
+          [...nodes].map(([tid, entries]) => ({ id: tid, entries, files: counts.get(tid)! })),
           'id',
         );
         await writer.record(trx);
@@ -337,12 +338,44 @@ export class DataService {
   /** Total bytes and files beneath stored directory trees; trees this instance does not hold are absent. */
   private async storedTrees(ids: string[]): Promise<Map<string, { size: number; files: number }>> {
     const found = new Map<string, { size: number; files: number }>();
-    const unique = [...new Set(ids)];
-    for (let i = 0; i < unique.length; i += 500) {
-      const rows = await this.db.selectFrom('trees').select('id').where('id', 'in', unique.slice(i, i + 500)).execute();
-      for (const { id } of rows) found.set(id, await this.trees.summary(id));
+    for (const [id, files] of await this.storedFileCounts(ids)) {
+      found.set(id, { files, size: (await this.trees.get(id)).reduce((sum, e) => sum + e.size, 0) });
     }
     return found;
+  }
+
+  /** Files beneath stored trees, as recorded (a tree stored before counts were kept is walked); absent ids are left out. */
+  private async storedFileCounts(ids: string[]): Promise<Map<string, number>> {
+    const found = new Map<string, number>();
+    const unique = [...new Set(ids)];
+    for (let i = 0; i < unique.length; i += 500) {
+      const rows = await this.db.selectFrom('trees').select(['id', 'files']).where('id', 'in', unique.slice(i, i + 500)).execute();
+      for (const { id, files } of rows) found.set(id, files === null ? (await this.trees.summary(id)).files : Number(files));
+    }
+    return found;
+  }
+
+  /**
+   * Files beneath each tree node a commit adds: counted from its entries, with the recorded counts of
+   * the stored subtrees it keeps, so a commit's cost stays O(change) however large the trees it places.
+   */
+  private async fileCounts(nodes: Map<string, string>): Promise<Map<string, number>> {
+    const added = new Map([...nodes].map(([id, text]) => [id, decodeTree(text)]));
+    const kept: string[] = [];
+    for (const entries of added.values()) for (const e of entries) if (e.type === 'dir' && !added.has(e.hash)) kept.push(e.hash);
+    const counts = await this.storedFileCounts(kept);
+    const count = (id: string): number => {
+      let n = counts.get(id);
+      if (n !== undefined) return n;
+      const entries = added.get(id);
+      if (!entries) throw new CorruptionError(`tree ${id} is missing from the database (run strata fsck)`);
+      n = 0;
+      for (const e of entries) n += e.type === 'file' ? 1 : count(e.hash);
+      counts.set(id, n);
+      return n;
+    };
+    for (const id of added.keys()) count(id);
+    return counts;
   }
 
   private async branchHead(repo: string, branch: string): Promise<string | null> {
@@ -511,18 +544,40 @@ export class DataService {
     }
 
     const trees = new Map<string, string>();
-    for (const t of await this.db.selectFrom('trees').selectAll().execute()) trees.set(t.id, t.entries);
+    const recorded = new Map<string, number>(); // files beneath, as recorded (not for trees stored before counts were kept)
+    for (const t of await this.db.selectFrom('trees').selectAll().execute()) {
+      trees.set(t.id, t.entries);
+      if (t.files !== null) recorded.set(t.id, Number(t.files));
+    }
     trees.set(EMPTY_TREE_ID, encodeTree([]));
+    const decoded = new Map<string, TreeEntry[]>();
     for (const [id, text] of trees) {
       checked.trees++;
       if (treeId(text) !== id) {
         problems.push({ kind: 'tree', id, message: 'content does not match its id' });
         continue;
       }
-      for (const e of decodeTree(text)) {
+      decoded.set(id, decodeTree(text));
+      for (const e of decoded.get(id)!) {
         if (e.type === 'dir' && !trees.has(e.hash)) problems.push({ kind: 'tree', id, message: `entry "${e.name}" refers to missing tree ${e.hash}` });
         if (e.type === 'file' && !files.has(e.hash)) problems.push({ kind: 'tree', id, message: `entry "${e.name}" refers to missing file ${e.hash}` });
       }
+    }
+    // Files beneath each sound tree (NaN where a tree beneath is missing or damaged: reported above).
+    const counted = new Map<string, number>();
+    const count = (id: string): number => {
+      const entries = decoded.get(id);
+      if (!entries) return NaN;
+      let n = counted.get(id);
+      if (n !== undefined) return n;
+      n = 0;
+      for (const e of entries) n += e.type === 'file' ? 1 : count(e.hash);
+      counted.set(id, n);
+      return n;
+    };
+    for (const [id, files] of recorded) {
+      const actual = count(id);
+      if (!Number.isNaN(actual) && actual !== files) problems.push({ kind: 'tree', id, message: `records ${files} file(s) beneath, holds ${actual}` });
     }
 
     const commits = new Set<string>();

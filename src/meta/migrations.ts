@@ -302,6 +302,13 @@ const migrations: Record<string, Migration> = {
       await sql`update registered_models set last_version = coalesce((select max(version) from model_versions v where v.name = registered_models.name), 0)`.execute(db);
     },
   },
+  '0010_tree_file_counts': {
+    async up(db: Kysely<any>) {
+      // Files beneath each tree, so placing a stored tree (link-dir) need not walk it to count them.
+      // Trees stored before this migration have none (null) and are counted by walking them.
+      await db.schema.alterTable('trees').addColumn('files', 'integer').execute();
+    },
+  },
   '0006_access': {
     async up(db: Kysely<any>) {
       await db.schema

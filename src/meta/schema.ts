@@ -33,6 +33,7 @@ export interface CommitTable {
 export interface TreeTable {
   id: string;
   entries: string; // canonical JSON, see data/tree.ts
+  files: number | null; // files beneath it; null for trees stored before migration 0010
 }
 
 /** A file's content, shared by every path and repo holding the same bytes. */

@@ -162,6 +162,47 @@ for (const backend of await backends()) {
       assert.deepEqual(await instance.data.diff('wide@master^', 'wide@master'), { added: [], modified: ['/d3/sub/f50'], deleted: [] });
     });
 
+    it('records the files beneath every tree, so placing a stored tree reads only its top level; fsck checks the counts', async () => {
+      await instance.data.createRepo({ name: 'counted' });
+      const changes: Change[] = [];
+      for (let d = 0; d < 3; d++) for (let f = 0; f < 40; f++) changes.push(put(`/top/d${d}/sub/f${f}`, `${d}-${f}`));
+      changes.push(put('/top/readme', 'r'));
+      await instance.data.commit('counted', 'master', changes);
+      const rows = async () => new Map((await instance.meta.db.selectFrom('trees').select(['id', 'files']).execute()).map((r) => [r.id, r.files === null ? null : Number(r.files)]));
+      const [top] = (await instance.data.ls('counted:/')).filter((e) => e.path === '/top');
+      const [d1] = (await instance.data.ls('counted:/top')).filter((e) => e.path === '/top/d1');
+      assert.equal((await rows()).get(top!.hash), 121);
+      assert.equal((await rows()).get(d1!.hash), 40);
+      // A change below keeps the counts of the subtrees it does not touch, and counts the new path.
+      await instance.data.commit('counted', 'master', [put('/top/d1/sub/extra', 'e')]);
+      const [top2] = (await instance.data.ls('counted:/')).filter((e) => e.path === '/top');
+      assert.equal((await rows()).get(top2!.hash), 122);
+
+      // Placing the tree: the count comes from its row, not from walking 120 files (the reader reads the top level only).
+      const reads: string[] = [];
+      const get = instance.data.trees.get.bind(instance.data.trees);
+      instance.data.trees.get = async (id: string) => (reads.push(id), get(id));
+      try {
+        const placed = await instance.data.commit('counted', 'copy', [{ op: 'link', type: 'dir', path: '/again', hash: top2!.hash }]);
+        assert.equal(placed.files, 122);
+        assert.ok(!reads.includes(d1!.hash), 'the subtrees of the placed tree were not read');
+      } finally {
+        instance.data.trees.get = get;
+      }
+      // A tree stored before counts were kept (null) is walked, and a commit over it records counts again.
+      await sql`update trees set files = null where id = ${top2!.hash}`.execute(instance.meta.db);
+      assert.equal((await instance.data.commit('counted', 'legacy', [{ op: 'link', type: 'dir', path: '/old', hash: top2!.hash }])).files, 122);
+      const [legacyRoot] = (await instance.data.log('counted@legacy')).map((c) => c.tree);
+      assert.equal((await rows()).get(legacyRoot!), 122);
+      assert.ok((await instance.data.fsck()).ok);
+
+      await sql`update trees set files = 7 where id = ${d1!.hash}`.execute(instance.meta.db);
+      const damaged = await instance.data.fsck();
+      assert.equal(damaged.ok, false);
+      assert.ok(damaged.problems.some((p) => p.kind === 'tree' && p.id === d1!.hash && /records 7 file\(s\) beneath, holds 40/.test(p.message)), JSON.stringify(damaged.problems));
+      await sql`update trees set files = 40 where id = ${d1!.hash}`.execute(instance.meta.db);
+    });
+
     it('lands every one of several concurrent commits to one branch', async () => {
       await instance.data.createRepo({ name: 'race' });
       const results = await Promise.all(
