@@ -17,7 +17,7 @@ import { DiskFile } from '../storage/disk-file.js';
 import { ContentStage } from './stage.js';
 import { checkName, normalizePath } from './paths.js';
 import { DEFAULT_BRANCH, parseRef, type Ref } from './refs.js';
-import { applyChanges, decodeTree, diffTrees, EMPTY_TREE_ID, encodeTree, treeId, TreeReader, type TreeChange, type TreeEntry } from './tree.js';
+import { applyChanges, decodeTree, diffTrees, EMPTY_TREE_ID, encodeTree, filesBeneath, treeId, TreeReader, type TreeChange, type TreeEntry } from './tree.js';
 import type {
   BranchInfo,
   Change,
@@ -199,6 +199,7 @@ export class DataService {
     let deleted = 0;
     const links: { path: string; hash: string; index: number }[] = [];
     const dirLinks: { path: string; tree: string; index: number }[] = [];
+    const linkedCounts = new Map<string, number>(); // files beneath each linked tree, looked up once
     try {
       for await (const change of changes) {
         const path = normalizePath(change.path);
@@ -246,6 +247,7 @@ export class DataService {
       for (const link of dirLinks) {
         const stored = trees.get(link.tree);
         if (!stored) throw new NotFoundError(`directory tree ${link.tree} for ${link.path} is not stored in this instance; send the files instead`);
+        linkedCounts.set(link.tree, stored.files);
         treeChanges[link.index] = { path: link.path, entry: { type: 'dir', hash: link.tree, size: stored.size }, merge: true };
         bytes += stored.size;
         files += stored.files;
@@ -261,7 +263,7 @@ export class DataService {
       const parentCommit = parent ? await this.commitById(parent) : null;
       const base = opts.replace ? EMPTY_TREE_ID : (parentCommit?.tree ?? EMPTY_TREE_ID);
       const { root, nodes } = await applyChanges(this.trees, base, treeChanges);
-      const counts = await this.fileCounts(nodes);
+      const counts = await this.fileCounts(nodes, linkedCounts);
       const record = {
         repo,
         tree: root,
@@ -357,24 +359,17 @@ export class DataService {
 
   /**
    * Files beneath each tree node a commit adds: counted from its entries, with the recorded counts of
-   * the stored subtrees it keeps, so a commit's cost stays O(change) however large the trees it places.
+   * the stored subtrees it keeps (those in `known` already looked up), so a commit's cost stays
+   * O(change) however large the trees it places.
    */
-  private async fileCounts(nodes: Map<string, string>): Promise<Map<string, number>> {
+  private async fileCounts(nodes: Map<string, string>, known: ReadonlyMap<string, number>): Promise<Map<string, number>> {
     const added = new Map([...nodes].map(([id, text]) => [id, decodeTree(text)]));
     const kept: string[] = [];
-    for (const entries of added.values()) for (const e of entries) if (e.type === 'dir' && !added.has(e.hash)) kept.push(e.hash);
-    const counts = await this.storedFileCounts(kept);
-    const count = (id: string): number => {
-      let n = counts.get(id);
-      if (n !== undefined) return n;
-      const entries = added.get(id);
-      if (!entries) throw new CorruptionError(`tree ${id} is missing from the database (run strata fsck)`);
-      n = 0;
-      for (const e of entries) n += e.type === 'file' ? 1 : count(e.hash);
-      counts.set(id, n);
-      return n;
-    };
-    for (const id of added.keys()) count(id);
+    for (const entries of added.values()) for (const e of entries) if (e.type === 'dir' && !added.has(e.hash) && !known.has(e.hash)) kept.push(e.hash);
+    const counts = new Map([...known, ...(await this.storedFileCounts(kept))]);
+    for (const id of added.keys()) {
+      if (Number.isNaN(filesBeneath(id, added, counts))) throw new CorruptionError(`tree ${id} refers to a tree missing from the database (run strata fsck)`);
+    }
     return counts;
   }
 
@@ -565,18 +560,8 @@ export class DataService {
     }
     // Files beneath each sound tree (NaN where a tree beneath is missing or damaged: reported above).
     const counted = new Map<string, number>();
-    const count = (id: string): number => {
-      const entries = decoded.get(id);
-      if (!entries) return NaN;
-      let n = counted.get(id);
-      if (n !== undefined) return n;
-      n = 0;
-      for (const e of entries) n += e.type === 'file' ? 1 : count(e.hash);
-      counted.set(id, n);
-      return n;
-    };
     for (const [id, files] of recorded) {
-      const actual = count(id);
+      const actual = filesBeneath(id, decoded, counted);
       if (!Number.isNaN(actual) && actual !== files) problems.push({ kind: 'tree', id, message: `records ${files} file(s) beneath, holds ${actual}` });
     }
 

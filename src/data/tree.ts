@@ -51,6 +51,21 @@ export const EMPTY_TREE_ID = treeId(EMPTY_TREE);
  */
 export type TreeChange = { path: string; entry: Omit<TreeEntry, 'name'> | null; merge?: boolean };
 
+/**
+ * Files beneath tree `id`, counted from decoded `nodes` and memoized in `counts` (which may start with
+ * the known counts of trees not in `nodes`); NaN when a tree on the way is in neither.
+ */
+export function filesBeneath(id: string, nodes: ReadonlyMap<string, readonly TreeEntry[]>, counts: Map<string, number>): number {
+  let n = counts.get(id);
+  if (n !== undefined) return n;
+  const entries = nodes.get(id);
+  if (!entries) return NaN;
+  n = 0;
+  for (const e of entries) n += e.type === 'file' ? 1 : filesBeneath(e.hash, nodes, counts);
+  counts.set(id, n);
+  return n;
+}
+
 /** Reads tree nodes from the database, with a bounded cache of decoded nodes. */
 export class TreeReader {
   private cache = new Map<string, TreeEntry[]>();

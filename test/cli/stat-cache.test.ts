@@ -12,12 +12,15 @@ import { strata } from './run.js';
 
 const dir = tempDir();
 after(() => dir.cleanup());
-const env = { STRATA_HOME: join(dir.path, '.strata') };
-const ok = (...args: string[]) => {
-  const r = strata(args, { env });
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout;
-};
+/** Runs the CLI on the instance at `home`, expecting success; returns its output. */
+const cliAt =
+  (home: string) =>
+  (...args: string[]) => {
+    const r = strata(args, { env: { STRATA_HOME: home } });
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+const ok = cliAt(join(dir.path, '.strata'));
 
 it('skips reading unchanged files and still sees every change', () => {
   ok('init');
@@ -83,12 +86,7 @@ it('answers lookups from the directories it preloaded and from the database else
 
 it('sends an unchanged directory as one link to the tree it was committed as, and re-lists a changed one', () => {
   const home = join(dir.path, 'trees', '.strata');
-  const envT = { STRATA_HOME: home };
-  const run = (...args: string[]) => {
-    const r = strata(args, { env: envT });
-    assert.equal(r.code, 0, r.stderr);
-    return r.stdout;
-  };
+  const run = cliAt(home);
   run('init');
   run('repo', 'create', 't');
   const src = join(dir.path, 'trees', 'src');
@@ -147,11 +145,7 @@ it('sends an unchanged directory as one link to the tree it was committed as, an
 
 it('caches the directory named on the command line too, and only when the repo holds exactly its files', () => {
   const home = join(dir.path, 'top', '.strata');
-  const run = (...args: string[]) => {
-    const r = strata(args, { env: { STRATA_HOME: home } });
-    assert.equal(r.code, 0, r.stderr);
-    return r.stdout;
-  };
+  const run = cliAt(home);
   run('init');
   run('repo', 'create', 'top');
   const src = join(dir.path, 'top', 'data');
